@@ -1,0 +1,100 @@
+"""grpc.aio server helpers: health service, request ids, error mapping, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from agentloom_common.errors import ServiceError
+from agentloom_common.logging import request_id_var
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Binds the caller's request id to the context and maps `ServiceError` to a status.
+
+    Any other exception becomes INTERNAL with a generic message: details stay in the log.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        request_id = str(metadata.get(REQUEST_ID_KEY) or uuid.uuid4())
+        inner = handler.unary_unary
+        method = handler_call_details.method
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            token = request_id_var.set(request_id)
+            try:
+                return await inner(request, context)
+            except ServiceError as error:
+                await context.abort_with_status(rpc_status.to_status(error.to_status()))
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception:
+                log.exception("unhandled error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            finally:
+                request_id_var.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+async def create_server(
+    register: Sequence[Callable[[grpc.aio.Server], None]],
+    *,
+    service_names: Sequence[str],
+    address: str,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Build and start a server with the health service; returns it with its bound port.
+
+    `address` may use port 0 to let the OS choose, which is what tests do.
+    """
+    server = grpc.aio.server(interceptors=[ServerInterceptor()])
+    for add in register:
+        add(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(address)
+    await server.start()
+    for name in [*service_names, ""]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer
+
+
+async def wait_for_shutdown_signal() -> None:
+    """Return when the process receives SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def graceful_stop(
+    server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, grace_s: float
+) -> None:
+    """Report NOT_SERVING, stop taking calls, and let in-flight calls finish within grace_s."""
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace_s)
