@@ -54,7 +54,9 @@ class Topology:
         return zlib.crc32(execution_id.encode()) % self.partitions
 
     async def declare(self, channel: AbstractChannel) -> None:
-        dead = await channel.declare_exchange(DEAD_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
+        dead = await channel.declare_exchange(
+            DEAD_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+        )
         dead_queue = await channel.declare_queue(
             DEAD_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
         )
@@ -74,7 +76,9 @@ class Topology:
                 arguments={**poison_args, "x-single-active-consumer": True},
             )
             await queue.bind(scheduler, self.partition_key(partition))
-        jobs = await channel.declare_exchange(JOBS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+        jobs = await channel.declare_exchange(
+            JOBS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
         jobs_queue = await channel.declare_queue(JOBS_QUEUE, durable=True, arguments=poison_args)
         await jobs_queue.bind(jobs, JOBS_ROUTING_KEY)
         await channel.declare_exchange(CONTROL_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)

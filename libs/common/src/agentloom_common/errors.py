@@ -35,7 +35,9 @@ class ServiceError(Exception):
         self.metadata = metadata or {}
 
     def to_status(self) -> status_pb2.Status:
-        info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason, domain=DOMAIN, metadata=self.metadata
+        )
         detail = any_pb2.Any()
         detail.Pack(info)
         return status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
