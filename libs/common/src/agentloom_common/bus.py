@@ -21,6 +21,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from pamqp.common import FieldTable
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Topology:
             DEAD_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
         )
         await dead_queue.bind(dead)
-        poison_args = {
+        poison_args: FieldTable = {
             "x-queue-type": "quorum",
             "x-delivery-limit": DELIVERY_LIMIT,
             "x-dead-letter-exchange": DEAD_EXCHANGE,

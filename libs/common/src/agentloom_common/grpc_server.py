@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 REQUEST_ID_KEY = "x-request-id"
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Binds the caller's request id to the context and maps `ServiceError` to a status.
 
     Any other exception becomes INTERNAL with a generic message: details stay in the log.
