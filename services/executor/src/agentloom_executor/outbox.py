@@ -1,0 +1,123 @@
+"""Transactional outbox: messages are rows committed with the state change that implies them,
+published (with confirms) right after the commit, and re-sent by a relay if that failed.
+
+This is what makes "accepted" mean "never lost" (G1): the process may die between the commit
+and the publish, and the relay in any surviving process of the executor sends the message.
+Consumers are idempotent, so a message sent twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agentloom_common.bus import (
+    CONTROL_EXCHANGE,
+    JOBS_EXCHANGE,
+    JOBS_ROUTING_KEY,
+    SCHEDULER_EXCHANGE,
+    Publisher,
+    Topology,
+)
+from agentloom_common.messages import Envelope
+from agentloom_executor.tables import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+def _row(exchange: str, routing_key: str, message: Envelope, mandatory: bool) -> OutboxMessage:
+    return OutboxMessage(
+        exchange=exchange,
+        routing_key=routing_key,
+        message_id=message.message_id,
+        body=message.model_dump_json().encode(),
+        mandatory=mandatory,
+        created_at=datetime.now(UTC),
+    )
+
+
+def to_scheduler(topology: Topology, execution_id: str, message: Envelope) -> OutboxMessage:
+    key = topology.partition_key(topology.partition_of(execution_id))
+    return _row(SCHEDULER_EXCHANGE, key, message, True)
+
+
+def to_runners(message: Envelope) -> OutboxMessage:
+    return _row(JOBS_EXCHANGE, JOBS_ROUTING_KEY, message, True)
+
+
+def to_control(message: Envelope) -> OutboxMessage:
+    # A fanout to whichever runners are connected: none connected is not an error.
+    return _row(CONTROL_EXCHANGE, "", message, False)
+
+
+class Outbox:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        publisher: Publisher,
+        *,
+        retry_after_s: float,
+        poll_interval_s: float,
+    ) -> None:
+        self._sessions = session_factory
+        self._publisher = publisher
+        self._retry_after = timedelta(seconds=retry_after_s)
+        self._poll_interval_s = poll_interval_s
+
+    async def flush(self, rows: Sequence[OutboxMessage]) -> None:
+        """Publish rows just committed; on failure leave them to the relay."""
+        if not rows:
+            return
+        published: list[int] = []
+        try:
+            for row in rows:
+                await self._publish(row)
+                published.append(row.id)
+        except Exception:
+            log.warning("publish failed; the outbox relay will re-send", exc_info=True)
+        if published:
+            async with self._sessions.begin() as session:
+                await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(published)))
+
+    async def relay_once(self, limit: int = 200) -> int:
+        """Re-send rows older than the retry delay; returns how many were published."""
+        cutoff = datetime.now(UTC) - self._retry_after
+        async with self._sessions.begin() as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.created_at < cutoff)
+                    .order_by(OutboxMessage.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                await self._publish(row)
+                await session.delete(row)
+        return len(rows)
+
+    async def run_relay(self) -> None:
+        """Loop forever (until cancelled), re-sending what was left behind."""
+        while True:
+            try:
+                await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("outbox relay pass failed", exc_info=True)
+            await asyncio.sleep(self._poll_interval_s)
+
+    async def _publish(self, row: OutboxMessage) -> None:
+        await self._publisher.publish(
+            row.exchange,
+            row.routing_key,
+            row.body,
+            message_id=row.message_id,
+            mandatory=row.mandatory,
+        )

@@ -1,0 +1,129 @@
+"""Wiring of the executor's three roles. Each is its own process:
+
+- `api`: the ExecutionsService gRPC server (create, get, list, results, stop);
+- `scheduler`: consumes the partition queues and drives executions;
+- `runner`: consumes node jobs and runs blocks (scale these out).
+
+Each also runs an outbox relay, so a message committed by a process that died before
+publishing it is sent by any survivor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from aio_pika.abc import AbstractRobustConnection
+from grpc_health.v1 import health
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from agentloom.billing.v1 import billing_pb2_grpc
+from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc
+from agentloom.graphs.v1 import graphs_pb2_grpc
+from agentloom_blocks.registry import load_blocks
+from agentloom_blocks.sdk import PlatformConfig
+from agentloom_common import bus
+from agentloom_common.db import create_engine, create_session_factory
+from agentloom_common.grpc_client import create_channel
+from agentloom_common.grpc_server import create_server, graceful_stop
+from agentloom_executor.outbox import Outbox
+from agentloom_executor.runner import Runner
+from agentloom_executor.scheduler import Scheduler
+from agentloom_executor.servicer import ExecutionsServicer
+from agentloom_executor.settings import ExecutorSettings
+
+SERVICE_NAME = executor_pb2.DESCRIPTOR.services_by_name["ExecutionsService"].full_name
+
+
+@dataclass
+class Infra:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    connection: AbstractRobustConnection
+    publisher: bus.Publisher
+    outbox: Outbox
+    topology: bus.Topology
+
+
+@contextlib.asynccontextmanager
+async def infra(settings: ExecutorSettings) -> AsyncIterator[Infra]:
+    """Database, bus connection, declared topology, publisher, and a running outbox relay."""
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    connection = await bus.connect(settings.amqp_url)
+    topology = bus.Topology(partitions=settings.partitions)
+    async with connection.channel() as channel:
+        await topology.declare(channel)
+    publisher = bus.Publisher(connection)
+    await publisher.start()
+    outbox = Outbox(
+        sessions,
+        publisher,
+        retry_after_s=settings.outbox_retry_after_s,
+        poll_interval_s=settings.outbox_poll_interval_s,
+    )
+    relay = asyncio.create_task(outbox.run_relay())
+    try:
+        yield Infra(engine, sessions, connection, publisher, outbox, topology)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+        await publisher.close()
+        await connection.close()
+        await engine.dispose()
+
+
+@dataclass
+class RunningApi:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    graphs_channel: grpc.aio.Channel
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        await graceful_stop(self.server, self.health, grace_s)
+        await self.graphs_channel.close()
+
+
+async def start_api(settings: ExecutorSettings, infra: Infra) -> RunningApi:
+    graphs_channel = create_channel(settings.graphs_addr, deadline_s=settings.grpc_deadline_s)
+    servicer = ExecutionsServicer(
+        infra.sessions,
+        infra.outbox,
+        graphs_pb2_grpc.GraphsServiceStub(graphs_channel),
+        load_blocks(),
+        infra.topology,
+    )
+    server, port, health_servicer = await create_server(
+        [lambda s: executor_pb2_grpc.add_ExecutionsServiceServicer_to_server(servicer, s)],
+        service_names=[SERVICE_NAME],
+        address=settings.listen_addr,
+    )
+    return RunningApi(server, port, health_servicer, graphs_channel)
+
+
+async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler:
+    scheduler = Scheduler(infra.sessions, infra.outbox, load_blocks(), infra.topology)
+    await scheduler.start(infra.connection, settings.scheduler_prefetch)
+    return scheduler
+
+
+async def start_runner(settings: ExecutorSettings, infra: Infra) -> tuple[Runner, grpc.aio.Channel]:
+    billing_channel = create_channel(settings.billing_addr, deadline_s=settings.grpc_deadline_s)
+    runner = Runner(
+        infra.sessions,
+        infra.outbox,
+        load_blocks(),
+        infra.topology,
+        billing_pb2_grpc.BillingServiceStub(billing_channel),
+        config=PlatformConfig(
+            openai_base_url=settings.openai_base_url, openai_api_key=settings.openai_api_key
+        ),
+        node_timeout_s=settings.node_timeout_s,
+    )
+    await runner.start(infra.connection, settings.runner_concurrency)
+    return runner, billing_channel

@@ -1,0 +1,198 @@
+"""The executions API over gRPC: translation between protos and the repository."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc
+from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
+from agentloom_blocks.sdk import Block
+from agentloom_common.bus import Topology
+from agentloom_common.errors import InvalidArgument, NotFound
+from agentloom_executor import repository
+from agentloom_executor.convert import execution_proto, node_execution_proto
+from agentloom_executor.graph import GraphSnapshot, input_problems
+from agentloom_executor.outbox import Outbox
+from agentloom_executor.status import TERMINAL, Status
+from agentloom_executor.tables import Execution
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+
+
+def _parse_object(text: str, field: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidArgument(f"{field} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field} must be a JSON object")
+    return value
+
+
+def _graph_json(graph: graphs_pb2.Graph) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {
+                "id": n.id,
+                "block_id": n.block_id,
+                "input_default": json.loads(n.input_default_json or "{}"),
+            }
+            for n in graph.nodes
+        ],
+        "links": [
+            {
+                "source_id": link.source_id,
+                "source_name": link.source_name,
+                "sink_id": link.sink_id,
+                "sink_name": link.sink_name,
+                "is_static": link.is_static,
+            }
+            for link in graph.links
+        ],
+    }
+
+
+def _encode_cursor(created_at: datetime, execution_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(execution_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created_at, execution_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(created_at), uuid.UUID(execution_id)
+    except (ValueError, TypeError):
+        raise InvalidArgument("page_token is not valid", reason="INVALID_PAGE_TOKEN") from None
+
+
+class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        graphs: graphs_pb2_grpc.GraphsServiceStub,
+        blocks: Mapping[str, type[Block]],
+        topology: Topology,
+    ) -> None:
+        self._sessions = session_factory
+        self._outbox = outbox
+        self._graphs = graphs
+        self._blocks = blocks
+        self._topology = topology
+
+    async def CreateExecution(
+        self, request: executor_pb2.CreateExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.CreateExecutionResponse:
+        inputs = _parse_object(request.inputs_json, "inputs")
+        credentials_inputs = _parse_object(request.credentials_inputs_json, "credentials_inputs")
+        graph = await self._get_graph(request.user_id, request.graph_id, request.graph_version)
+        snapshot_json = _graph_json(graph)
+        problems = input_problems(GraphSnapshot.from_json(snapshot_json), self._blocks, inputs)
+        if problems:
+            raise InvalidArgument(
+                "invalid inputs: "
+                + "; ".join(f"{name}: {problem}" for name, problem in sorted(problems.items())),
+                reason="INPUTS_INVALID",
+                metadata={"errors": json.dumps({f"inputs.{k}": v for k, v in problems.items()})},
+            )
+        async with self._sessions.begin() as session:
+            execution, row = await repository.create_execution(
+                session,
+                topology=self._topology,
+                user_id=request.user_id,
+                graph_id=graph.id,
+                graph_version=graph.version,
+                graph=snapshot_json,
+                inputs=inputs,
+                credentials_inputs=credentials_inputs,
+            )
+        await self._outbox.flush([row])
+        return executor_pb2.CreateExecutionResponse(execution=execution_proto(execution))
+
+    async def _get_graph(self, user_id: str, graph_id: str, version: int) -> graphs_pb2.Graph:
+        try:
+            response = await self._graphs.GetGraph(
+                graphs_pb2.GetGraphRequest(user_id=user_id, graph_id=graph_id, version=version)
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(
+                    error.details() or "graph not found", reason="GRAPH_NOT_FOUND"
+                ) from None
+            raise
+        graph: graphs_pb2.Graph = response.graph
+        return graph
+
+    async def GetExecution(
+        self, request: executor_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.GetExecutionResponse:
+        async with self._sessions() as session:
+            execution = await self._find(session, request.user_id, request.execution_id)
+            return executor_pb2.GetExecutionResponse(execution=execution_proto(execution))
+
+    async def ListExecutions(
+        self, request: executor_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.ListExecutionsResponse:
+        page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        if page_size < 0:
+            raise InvalidArgument("page_size must be positive")
+        after = _decode_cursor(request.page_token) if request.page_token else None
+        async with self._sessions() as session:
+            rows = await repository.list_executions(
+                session,
+                user_id=request.user_id,
+                graph_id=request.graph_id or None,
+                limit=page_size + 1,
+                after=after,
+            )
+        next_token = ""
+        if len(rows) > page_size:
+            rows = rows[:page_size]
+            next_token = _encode_cursor(rows[-1].created_at, rows[-1].id)
+        return executor_pb2.ListExecutionsResponse(
+            executions=[execution_proto(row) for row in rows], next_page_token=next_token
+        )
+
+    async def GetExecutionResults(
+        self, request: executor_pb2.GetExecutionResultsRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.GetExecutionResultsResponse:
+        async with self._sessions() as session:
+            execution = await self._find(session, request.user_id, request.execution_id)
+            nodes = await repository.list_node_executions(session, execution.id)
+            return executor_pb2.GetExecutionResultsResponse(
+                execution=execution_proto(execution),
+                node_executions=[node_execution_proto(node) for node in nodes],
+            )
+
+    async def StopExecution(
+        self, request: executor_pb2.StopExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.StopExecutionResponse:
+        async with self._sessions.begin() as session:
+            execution = await self._find(session, request.user_id, request.execution_id)
+            if request.graph_id and execution.graph_id != request.graph_id:
+                raise NotFound("execution not found", reason="EXECUTION_NOT_FOUND")
+            execution = await repository.lock_execution(session, str(execution.id)) or execution
+            rows = []
+            if Status(execution.status) not in TERMINAL:
+                rows = await repository.end_execution(session, execution, Status.CANCELLED)
+        await self._outbox.flush(rows)
+        return executor_pb2.StopExecutionResponse(execution=execution_proto(execution))
+
+    async def _find(self, session: AsyncSession, user_id: str, execution_id: str) -> Execution:
+        execution = await repository.get_execution(
+            session, user_id=user_id, execution_id=execution_id
+        )
+        if execution is None:
+            raise NotFound("execution not found", reason="EXECUTION_NOT_FOUND")
+        return execution

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+
+from agentloom_common.settings import ServiceSettings
+
+
+class ExecutorSettings(ServiceSettings):
+    """Settings of the executions API, the scheduler and the runner (one package, three roles)."""
+
+    listen_addr: str = "127.0.0.1:50054"
+    # Executions hash onto this many scheduler partitions (fixed for a deployment).
+    partitions: int = 4
+    # Node jobs a runner works on at once (its RabbitMQ prefetch).
+    runner_concurrency: int = 16
+    # Results/requests a scheduler applies at once, across executions.
+    scheduler_prefetch: int = 32
+    node_timeout_s: float = 600.0
+    # Outbox rows not published right after their commit are re-sent by the relay after this.
+    outbox_retry_after_s: float = 2.0
+    outbox_poll_interval_s: float = 1.0
+    # The platform's default LLM credentials, used when a user brings none.
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "AGENTLOOM_OPENAI_BASE_URL"),
+    )
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "AGENTLOOM_OPENAI_API_KEY")
+    )
