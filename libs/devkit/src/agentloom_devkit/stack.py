@@ -140,6 +140,10 @@ class Stack:
             await self._run_command([module, "migrate"], env)
         await self._run_command(["agentloom_executor", "migrate"], env)
 
+    async def run_module(self, args: list[str]) -> str:
+        """Run `python -m <args>` with the stack's environment; returns its stdout."""
+        return await self._run_command(args, self.env())
+
     async def _run_command(self, args: list[str], env: dict[str, str]) -> str:
         process = await asyncio.create_subprocess_exec(
             sys.executable,

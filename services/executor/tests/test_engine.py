@@ -1,0 +1,148 @@
+"""The scheduler and runner on the real bus and database: data flow, idempotent effects
+under duplicated messages, the outbox relay, and poison messages."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from agentloom_common.bus import (
+    DEAD_QUEUE,
+    JOBS_EXCHANGE,
+    JOBS_ROUTING_KEY,
+    SCHEDULER_EXCHANGE,
+)
+from agentloom_executor import outbox, repository
+from agentloom_executor.messages import NodeFinished, NodeJob
+from agentloom_executor.server import Infra
+from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
+
+Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
+WaitTerminal = Callable[[Infra, str], Awaitable[Execution]]
+
+CHAIN = {
+    "nodes": [
+        {"id": "in", "block_id": "text_input_block", "input_default": {"name": "w"}},
+        {"id": "t", "block_id": "text_template_block", "input_default": {"template": "<{{ x }}>"}},
+        {"id": "out", "block_id": "output_block", "input_default": {"name": "result"}},
+    ],
+    "links": [
+        {"source_id": "in", "source_name": "text", "sink_id": "t", "sink_name": "x"},
+        {"source_id": "t", "source_name": "text", "sink_id": "out", "sink_name": "value"},
+    ],
+}
+
+
+def _user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+async def _charges(shared: Infra, user_id: str) -> int:
+    async with shared.sessions() as session:
+        return int(
+            await session.scalar(
+                text(
+                    "SELECT count(*) FROM billing.transactions"
+                    " WHERE user_id = :u AND kind = 'usage'"
+                ),
+                {"u": user_id},
+            )
+            or 0
+        )
+
+
+async def test_chain_completes_with_graph_outputs(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    execution_id = await submit(engine, CHAIN, {"w": "hi"}, _user())
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "COMPLETED"
+    assert execution.outputs == {"result": ["<hi>"]}
+    assert execution.node_count == 3
+
+
+async def test_a_duplicated_job_runs_and_charges_once(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    user = _user()
+    execution_id = await submit(engine, CHAIN, {"w": "dup"}, user)
+    await wait_terminal(engine, execution_id)
+    async with engine.sessions() as session:
+        template = await session.scalar(
+            select(NodeExecution).where(
+                NodeExecution.execution_id == uuid.UUID(execution_id), NodeExecution.node_id == "t"
+            )
+        )
+    assert template is not None and template.attempt == 1
+    charges_before = await _charges(engine, user)
+    job = NodeJob(execution_id=execution_id, node_execution_id=str(template.id))
+    for _ in range(3):
+        await engine.publisher.publish(
+            JOBS_EXCHANGE,
+            JOBS_ROUTING_KEY,
+            job.model_dump_json().encode(),
+            message_id=job.message_id,
+        )
+    finished = NodeFinished(execution_id=execution_id, node_execution_id=str(template.id))
+    async with engine.sessions.begin() as session:
+        row = outbox.to_scheduler(engine.topology, execution_id, finished)
+        session.add(row)
+    await engine.outbox.flush([row])
+    await asyncio.sleep(1.0)
+    async with engine.sessions() as session:
+        again = await session.get(NodeExecution, template.id)
+        assert again is not None and again.attempt == 1 and again.status == "COMPLETED"
+        count = await session.scalar(
+            select(func.count()).where(NodeExecution.execution_id == uuid.UUID(execution_id))
+        )
+    assert count == 3  # the replayed result created no second run downstream
+    assert await _charges(engine, user) == charges_before == 1  # only the template costs
+
+
+async def test_a_message_left_in_the_outbox_is_sent_by_the_relay(
+    engine: Infra, wait_terminal: WaitTerminal
+) -> None:
+    """A process that dies between commit and publish: the relay publishes the row."""
+    async with engine.sessions.begin() as session:
+        execution, _row = await repository.create_execution(
+            session,
+            topology=engine.topology,
+            user_id=_user(),
+            graph_id="g-test",
+            graph_version=1,
+            graph=CHAIN,
+            inputs={"w": "relay"},
+            credentials_inputs={},
+        )
+    # No flush: only the relay can send `execution.requested`.
+    finished = await wait_terminal(engine, str(execution.id))
+    assert finished.status == "COMPLETED"
+    assert finished.outputs == {"result": ["<relay>"]}
+    async with engine.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+
+
+async def test_a_malformed_scheduler_message_is_dead_lettered(engine: Infra) -> None:
+    channel = await engine.connection.channel()
+    dead = await channel.get_queue(DEAD_QUEUE, ensure=False)
+    await dead.purge()
+    await engine.publisher.publish(
+        SCHEDULER_EXCHANGE,
+        engine.topology.partition_key(0),
+        b'{"type": "what is this"}',
+        message_id="poison-1",
+    )
+    for _ in range(50):
+        message = await dead.get(fail=False)
+        if message is not None:
+            assert message.message_id == "poison-1"
+            await message.ack()
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the poison message was not dead-lettered")
+    await channel.close()
