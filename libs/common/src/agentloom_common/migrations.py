@@ -31,6 +31,8 @@ def run_env(metadata: MetaData) -> None:
     schema: str = config.attributes["schema"]
 
     def run(connection: Connection) -> None:
+        # Several replicas may migrate at once on a first deploy: one at a time per schema.
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
         connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         context.configure(
             connection=connection,

@@ -128,8 +128,9 @@ class Stack:
             "notify": ports.notify,
             "executor-api": ports.executor,
         }
-        port = by_name.get(name)
-        return {"AGENTLOOM_LISTEN_ADDR": f"127.0.0.1:{port}"} if port else {}
+        # The scheduler and runners serve only health checks: any free port will do.
+        port = by_name.get(name, 0)
+        return {"AGENTLOOM_LISTEN_ADDR": f"127.0.0.1:{port}"}
 
     async def prepare(self) -> None:
         """Create the database and vhost if missing, and run every service's migrations."""

@@ -8,7 +8,13 @@ import asyncio
 from agentloom_common.grpc_server import wait_for_shutdown_signal
 from agentloom_common.logging import setup_logging
 from agentloom_common.migrations import upgrade
-from agentloom_executor.server import infra, start_api, start_runner, start_scheduler
+from agentloom_executor.server import (
+    infra,
+    start_api,
+    start_health,
+    start_runner,
+    start_scheduler,
+)
 from agentloom_executor.settings import ExecutorSettings
 from agentloom_executor.tables import SCHEMA
 
@@ -21,10 +27,14 @@ async def run_role(role: str, settings: ExecutorSettings) -> None:
             await api.stop(settings.shutdown_grace_s)
         elif role == "scheduler":
             await start_scheduler(settings, shared)
+            probe = await start_health(settings)
             await wait_for_shutdown_signal()
+            await probe.stop()
         else:
             _runner, billing_channel = await start_runner(settings, shared)
+            probe = await start_health(settings)
             await wait_for_shutdown_signal()
+            await probe.stop()
             await billing_channel.close()
 
 

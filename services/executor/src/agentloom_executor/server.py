@@ -106,6 +106,24 @@ async def start_api(settings: ExecutorSettings, infra: Infra) -> RunningApi:
     return RunningApi(server, port, health_servicer, graphs_channel)
 
 
+@dataclass
+class HealthProbe:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        await graceful_stop(self.server, self.health, grace_s)
+
+
+async def start_health(settings: ExecutorSettings) -> HealthProbe:
+    """The scheduler and runners serve only gRPC health (for probes), once consuming."""
+    server, port, health_servicer = await create_server(
+        [], service_names=[], address=settings.listen_addr
+    )
+    return HealthProbe(server, port, health_servicer)
+
+
 async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler:
     scheduler = Scheduler(infra.sessions, infra.outbox, load_blocks(), infra.topology)
     await scheduler.start(infra.connection, settings.scheduler_prefetch)
