@@ -1,0 +1,113 @@
+"""Who is calling: credentials from `Authorization: Bearer` or `X-API-Key`, checked by the
+first authenticator that claims them. API keys today; a JWT authenticator plugs in later
+(see `Authenticator`) without touching the routes, which only ever see a `Principal`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Literal, Protocol
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agentloom_gateway import apikeys, identity
+from agentloom_gateway.errors import ApiProblem
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, as every route sees it."""
+
+    user_id: str
+    method: Literal["api_key", "jwt"]
+    key_id: str | None = None
+    scopes: tuple[str, ...] = ()
+
+
+class Authenticator(Protocol):
+    def accepts(self, credential: str) -> bool:
+        """True when the credential has this authenticator's shape (checked without I/O)."""
+        ...
+
+    async def authenticate(self, credential: str) -> Principal | None:
+        """The principal for a valid credential, None for an invalid one."""
+        ...
+
+
+class ApiKeyAuthenticator:
+    """Verifies `agl_...` keys against the identity schema (one indexed lookup)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        pepper: bytes,
+        touch_interval: timedelta,
+    ) -> None:
+        self._sessions = sessions
+        self._pepper = pepper
+        self._touch_interval = touch_interval
+
+    def accepts(self, credential: str) -> bool:
+        return apikeys.looks_like_key(credential)
+
+    async def authenticate(self, credential: str) -> Principal | None:
+        if apikeys.parse(credential) is None:
+            return None  # malformed or bad checksum: no database round trip
+        async with self._sessions.begin() as session:
+            record = await identity.verify_api_key(
+                session=session,
+                api_key=credential,
+                pepper=self._pepper,
+                touch_interval=self._touch_interval,
+            )
+        if record is None:
+            return None
+        return Principal(
+            user_id=str(record.user_id),
+            method="api_key",
+            key_id=str(record.id),
+            scopes=tuple(record.scopes),
+        )
+
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerAuth",
+    bearerFormat="agl API key",
+    description="`Authorization: Bearer agl_...` with an API key.",
+)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKeyAuth",
+    description="`X-API-Key: agl_...` with an API key.",
+)
+
+
+def unauthenticated(detail: str) -> ApiProblem:
+    return ApiProblem(401, "UNAUTHENTICATED", detail, {"WWW-Authenticate": "Bearer"})
+
+
+async def require_principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Principal:
+    """The caller of an /api route; 401 when the credentials are missing or not valid."""
+    credential = bearer.credentials if bearer is not None else api_key
+    if not credential:
+        raise unauthenticated("credentials are required")
+    authenticators: list[Authenticator] = request.app.state.resources.authenticators
+    for authenticator in authenticators:
+        if authenticator.accepts(credential):
+            principal = await authenticator.authenticate(credential)
+            if principal is not None:
+                return principal
+            break
+    raise unauthenticated("the credentials are not valid")
+
+
+PrincipalDep = Annotated[Principal, Depends(require_principal)]

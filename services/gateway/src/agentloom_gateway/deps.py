@@ -1,0 +1,47 @@
+"""Typed dependencies of the routes: everything comes from the app's `Resources`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from agentloom_gateway.auth import Authenticator
+from agentloom_gateway.clients import Services
+from agentloom_gateway.settings import GatewaySettings
+
+
+@dataclass
+class Resources:
+    """What the lifespan opens and closes; stored on `app.state.resources`."""
+
+    settings: GatewaySettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    services: Services
+    authenticators: list[Authenticator] = field(default_factory=list)
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    return get_resources(request).settings
+
+
+def get_services(request: Request) -> Services:
+    return get_resources(request).services
+
+
+def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    return get_resources(request).sessions
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+# Routes open one transaction explicitly: `async with sessions.begin() as session`.
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]

@@ -1,0 +1,23 @@
+"""The /api router: every route in it requires an authenticated principal."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from agentloom_gateway.auth import require_principal
+from agentloom_gateway.errors import problem_responses
+from agentloom_gateway.routes import api_keys, blocks, executions, graphs, user
+
+# Problems any /api operation may answer.
+COMMON_PROBLEMS = (400, 401, 413, 422, 429, 500, 503)
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(
+        prefix="/api",
+        dependencies=[Depends(require_principal)],
+        responses=problem_responses(*COMMON_PROBLEMS),
+    )
+    for module in (graphs, executions, blocks, user, api_keys):
+        router.include_router(module.router)
+    return router

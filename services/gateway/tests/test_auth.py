@@ -1,0 +1,137 @@
+"""Every /api route demands valid credentials; the list of routes comes from the app itself,
+so a route added later cannot be left open."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agentloom_gateway import apikeys, identity
+from agentloom_gateway.app import create_app
+from agentloom_gateway.settings import GatewaySettings
+
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+
+
+def _concrete(path: str) -> str:
+    """The route's path with every parameter filled by a well-formed value."""
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda match: "1" if match.group(1) == "graph_version" else str(uuid.uuid4()),
+        path,
+    )
+
+
+def _operations(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every route of the app, included routers flattened."""
+    return sorted(
+        (method, context.path or "")
+        for context in iter_route_contexts(app.routes)
+        for method in context.methods or ()
+        if method != "HEAD"
+    )
+
+
+ALL_OPERATIONS = _operations(create_app(GatewaySettings()))
+OPERATIONS = [(method, path) for method, path in ALL_OPERATIONS if path.startswith("/api")]
+
+
+def test_only_probes_and_docs_are_outside_api() -> None:
+    assert len(OPERATIONS) >= 20
+    assert {path for _, path in ALL_OPERATIONS if not path.startswith("/api/")} <= OPEN_PATHS
+
+
+def _unknown_key() -> str:
+    return apikeys.generate()[0]
+
+
+def _bad_checksum_key() -> str:
+    key = apikeys.generate()[0]
+    return key[:-1] + ("A" if key[-1] != "A" else "B")
+
+
+CREDENTIALS = {
+    "none": lambda: {},
+    "unknown key as bearer": lambda: {"Authorization": f"Bearer {_unknown_key()}"},
+    "unknown key as x-api-key": lambda: {"X-API-Key": _unknown_key()},
+    "bad checksum": lambda: {"Authorization": f"Bearer {_bad_checksum_key()}"},
+    "garbage": lambda: {"X-API-Key": "letmein"},
+    "jwt-shaped": lambda: {"Authorization": "Bearer eyJhbGciOiJub25lIn0.e30."},
+    "basic auth": lambda: {"Authorization": "Basic dXNlcjpwYXNz"},
+}
+
+
+def _assert_unauthenticated(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    body = response.json()
+    assert body["code"] == "UNAUTHENTICATED"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("credential", list(CREDENTIALS))
+@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+async def test_every_api_route_rejects_missing_or_wrong_credentials(
+    client: httpx.AsyncClient, method: str, path: str, credential: str
+) -> None:
+    body = {} if method in {"POST", "PUT", "PATCH"} else None
+    response = await client.request(
+        method, _concrete(path), headers=CREDENTIALS[credential](), json=body
+    )
+    _assert_unauthenticated(response)
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+async def test_every_api_route_rejects_a_revoked_key(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    make_caller: Any,
+    method: str,
+    path: str,
+) -> None:
+    caller = await make_caller()
+    async with sessions.begin() as session:
+        await identity.revoke_api_key(session=session, user_id=caller.user_id, key_id=caller.key_id)
+    response = await client.request(method, _concrete(path), headers=caller.headers)
+    _assert_unauthenticated(response)
+
+
+async def test_an_expired_key_is_rejected(client: httpx.AsyncClient, make_caller: Any) -> None:
+    caller = await make_caller(expires_at=datetime.now(UTC) - timedelta(days=1))
+    _assert_unauthenticated(await client.get("/api/user", headers=caller.headers))
+
+
+async def test_a_key_works_as_bearer_and_as_x_api_key(
+    client: httpx.AsyncClient, caller: Any
+) -> None:
+    for headers in ({"Authorization": f"Bearer {caller.api_key}"}, {"X-API-Key": caller.api_key}):
+        response = await client.get("/api/user", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "id": caller.user_id,
+            "email": caller.email,
+            "name": "Test User",
+            "role": "user",
+            "timezone": "UTC",
+        }
+
+
+async def test_a_key_made_with_another_pepper_is_rejected(
+    client: httpx.AsyncClient, make_caller: Any
+) -> None:
+    caller = await make_caller(pepper=b"some other pepper")
+    _assert_unauthenticated(await client.get("/api/user", headers=caller.headers))
+
+
+async def test_open_routes_need_no_credentials(client: httpx.AsyncClient) -> None:
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
+        assert (await client.get(path)).status_code == 200, path
