@@ -177,11 +177,18 @@ async def refresh_stats(session: AsyncSession, execution: Execution) -> None:
 
 
 async def count_active_nodes(session: AsyncSession, execution_id: uuid.UUID) -> int:
+    """Node executions still to come: queued, running, or finished with outputs the
+    scheduler has not yet passed on (their result message is on its way)."""
     active = [Status.QUEUED.value, Status.RUNNING.value]
+    finished = [Status.COMPLETED.value, Status.FAILED.value]
     return int(
         await session.scalar(
             select(func.count()).where(
-                NodeExecution.execution_id == execution_id, NodeExecution.status.in_(active)
+                NodeExecution.execution_id == execution_id,
+                or_(
+                    NodeExecution.status.in_(active),
+                    and_(NodeExecution.status.in_(finished), NodeExecution.applied.is_(False)),
+                ),
             )
         )
         or 0
