@@ -18,8 +18,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
+from agentloom_devkit import resources
 from agentloom_devkit.fake_openai import FakeOpenAI
 from agentloom_devkit.stack import Ports, Stack, StackConfig
 
@@ -57,18 +59,24 @@ EXAMPLE_GRAPH: dict[str, Any] = {
 
 async def _demo_user(stack: Stack) -> tuple[str, str]:
     """The demo user (made once, kept across runs) and a fresh API key for it."""
-    state_file = STATE_DIR / "demo_user.json"
-    if state_file.exists():
-        user_id = json.loads(state_file.read_text())["user_id"]
-        key = json.loads(
-            await stack.run_module(
-                ["agentloom_gateway", "create-api-key", "--user-id", user_id, "--name", "dev"]
-            )
+    user_id = await _existing_user_id(stack.config.database, DEMO_EMAIL)
+    if user_id is None:
+        return await stack.create_user(DEMO_EMAIL, "Demo")
+    key = json.loads(
+        await stack.run_module(
+            ["agentloom_gateway", "create-api-key", "--user-id", user_id, "--name", "dev"]
         )
-        return user_id, str(key["api_key"])
-    user_id, api_key = await stack.create_user(DEMO_EMAIL, "Demo")
-    state_file.write_text(json.dumps({"user_id": user_id}))
-    return user_id, api_key
+    )
+    return user_id, str(key["api_key"])
+
+
+async def _existing_user_id(database: str, email: str) -> str | None:
+    connection = await asyncpg.connect(resources.database_url(database).replace("+asyncpg", ""))
+    try:
+        found = await connection.fetchval("SELECT id FROM identity.users WHERE email = $1", email)
+    finally:
+        await connection.close()
+    return None if found is None else str(found)
 
 
 async def _example_graph(gateway_url: str, api_key: str) -> str:
