@@ -4,7 +4,7 @@ runner in this process, on a RabbitMQ vhost and a database of the test session's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,9 +13,11 @@ from agentloom_billing.server import RunningServer, start
 from agentloom_billing.settings import BillingSettings
 from agentloom_billing.tables import SCHEMA as BILLING_SCHEMA
 from agentloom_common.migrations import upgrade
+from agentloom_devkit.fake_openai import FakeOpenAI
 from agentloom_executor import repository
 from agentloom_executor.server import Infra, infra, start_runner, start_scheduler
 from agentloom_executor.settings import ExecutorSettings
+from agentloom_executor.status import Status
 from agentloom_executor.tables import SCHEMA, Execution
 
 
@@ -36,7 +38,17 @@ async def billing_server(migrated: str) -> AsyncIterator[RunningServer]:
 
 
 @pytest.fixture(scope="session")
-def settings(migrated: str, amqp_url: str, billing_server: RunningServer) -> ExecutorSettings:
+def fake_openai() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    migrated: str, amqp_url: str, billing_server: RunningServer, fake_openai: FakeOpenAI
+) -> ExecutorSettings:
     return ExecutorSettings(
         database_url=migrated,
         amqp_url=amqp_url,
@@ -45,6 +57,15 @@ def settings(migrated: str, amqp_url: str, billing_server: RunningServer) -> Exe
         outbox_retry_after_s=0.5,
         outbox_poll_interval_s=0.2,
         node_timeout_s=5,
+        lease_s=2,
+        sweep_interval_s=0.2,
+        redispatch_after_s=3,
+        retry_initial_interval_s=0.1,
+        retry_max_interval_s=0.5,
+        max_running_per_user=2,
+        max_node_executions=50,
+        openai_base_url=fake_openai.base_url,
+        openai_api_key="sk-test",
     )
 
 
@@ -53,9 +74,10 @@ async def engine(settings: ExecutorSettings) -> AsyncIterator[Infra]:
     """Scheduler + runner sharing one process here; in production each is its own."""
     async with infra(settings) as shared:
         await start_scheduler(settings, shared)
-        _runner, billing_channel = await start_runner(settings, shared)
+        _runner, channels = await start_runner(settings, shared)
         yield shared
-        await billing_channel.close()
+        for channel in channels:
+            await channel.close()
 
 
 Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
@@ -72,6 +94,22 @@ def submit() -> Submit:
 def wait_terminal() -> WaitTerminal:
     """Poll the database until the execution has ended."""
     return _wait_terminal
+
+
+@pytest.fixture
+def stop() -> Callable[[Infra, str], Awaitable[None]]:
+    """Stop an execution as the executions API does."""
+
+    async def _stop(shared: Infra, execution_id: str) -> None:
+        async with shared.sessions.begin() as session:
+            execution = await repository.lock_execution(session, execution_id)
+            assert execution is not None
+            rows = await repository.end_execution(
+                session, execution, Status.CANCELLED, shared.topology
+            )
+        await shared.outbox.flush(rows)
+
+    return _stop
 
 
 async def _submit(

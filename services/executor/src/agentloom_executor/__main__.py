@@ -31,11 +31,14 @@ async def run_role(role: str, settings: ExecutorSettings) -> None:
             await wait_for_shutdown_signal()
             await probe.stop()
         else:
-            _runner, billing_channel = await start_runner(settings, shared)
+            runner, channels = await start_runner(settings, shared)
             probe = await start_health(settings)
             await wait_for_shutdown_signal()
+            await probe.health.enter_graceful_shutdown()
+            await runner.drain(settings.shutdown_grace_s)
             await probe.stop()
-            await billing_channel.close()
+            for channel in channels:
+                await channel.close()
 
 
 def main() -> None:

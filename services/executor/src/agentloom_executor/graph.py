@@ -3,12 +3,15 @@ which nodes start, what a graph's inputs must be, when a waiting node is ready."
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentloom.graphs.v1 import graphs_pb2
 from agentloom_blocks.sdk import Block, BlockKind
+from agentloom_executor import pins
 
 
 @dataclass(frozen=True)
@@ -19,12 +22,22 @@ class LinkSpec:
     sink_name: str
     is_static: bool = False
 
+    @property
+    def source_pin(self) -> str:
+        return pins.base_of(self.source_name)
+
+    @property
+    def source_steps(self) -> list[pins.Step]:
+        return pins.parse(self.source_name)[1]
+
 
 @dataclass(frozen=True)
 class NodeSpec:
     id: str
     block_id: str
     input_default: dict[str, Any]
+    # Engine settings of this node: {"retry": {...}, "timeout_s": ...}.
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,7 +51,7 @@ class GraphSnapshot:
         links_from: dict[tuple[str, str], list[LinkSpec]] = defaultdict(list)
         linked_pins: dict[str, set[str]] = defaultdict(set)
         for link in self.links:
-            links_from[(link.source_id, link.source_name)].append(link)
+            links_from[(link.source_id, link.source_pin)].append(link)
             linked_pins[link.sink_id].add(link.sink_name)
         self._links_from = dict(links_from)
         self._linked_pins = dict(linked_pins)
@@ -46,7 +59,12 @@ class GraphSnapshot:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GraphSnapshot:
         nodes = {
-            n["id"]: NodeSpec(n["id"], n["block_id"], dict(n.get("input_default") or {}))
+            n["id"]: NodeSpec(
+                n["id"],
+                n["block_id"],
+                dict(n.get("input_default") or {}),
+                dict(n.get("config") or {}),
+            )
             for n in data.get("nodes", [])
         }
         links = [
@@ -62,11 +80,41 @@ class GraphSnapshot:
         return cls(nodes, links)
 
     def links_from(self, node_id: str, pin: str) -> list[LinkSpec]:
+        """Links leaving an output pin (their source path may select inside the value)."""
         return self._links_from.get((node_id, pin), [])
 
     def linked_pins(self, node_id: str) -> set[str]:
         """The input pins of a node that some link feeds: all must hold a value to run it."""
         return self._linked_pins.get(node_id, set())
+
+
+def node_config(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine settings a node's metadata may carry (the rest is the builder's)."""
+    return {key: metadata[key] for key in ("retry", "timeout_s") if key in metadata}
+
+
+def graph_json(graph: graphs_pb2.Graph) -> dict[str, Any]:
+    """The snapshot an execution keeps of the graph version it runs."""
+    return {
+        "nodes": [
+            {
+                "id": n.id,
+                "block_id": n.block_id,
+                "input_default": json.loads(n.input_default_json or "{}"),
+            }
+            for n in graph.nodes
+        ],
+        "links": [
+            {
+                "source_id": link.source_id,
+                "source_name": link.source_name,
+                "sink_id": link.sink_id,
+                "sink_name": link.sink_name,
+                "is_static": link.is_static,
+            }
+            for link in graph.links
+        ],
+    }
 
 
 def graph_input_nodes(
@@ -112,14 +160,15 @@ def starting_nodes(
                 node_inputs["value"] = inputs[name]
             starting.append((node, node_inputs))
         elif not graph.linked_pins(node.id):
-            starting.append((node, dict(node.input_default)))
+            starting.append((node, pins.assemble(node.input_default)))
     return starting
 
 
 def ready_inputs(
     graph: GraphSnapshot, node_id: str, received: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """The node's full input once every linked pin has a value (links override defaults)."""
+    """The node's full input once every linked pin has a value: links override defaults,
+    and path pins (`values_#_k`) are assembled into their base pin."""
     if not graph.linked_pins(node_id) <= received.keys():
         return None
-    return {**graph.nodes[node_id].input_default, **received}
+    return pins.assemble({**graph.nodes[node_id].input_default, **received})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -44,8 +44,10 @@ async def create_execution(
     graph: dict[str, Any],
     inputs: dict[str, Any],
     credentials_inputs: dict[str, Any],
+    parent: tuple[uuid.UUID, uuid.UUID, int] | None = None,
 ) -> tuple[Execution, OutboxMessage]:
-    """Insert a QUEUED execution and, in the same transaction, its `execution.requested`."""
+    """Insert a QUEUED execution and, in the same transaction, its `execution.requested`.
+    `parent` is (parent execution id, parent node execution id, depth) for a sub-agent."""
     execution = Execution(
         id=uuid.uuid4(),
         user_id=user_id,
@@ -58,7 +60,13 @@ async def create_execution(
         graph=graph,
         node_count=0,
         cost=0,
+        static_values={},
+        node_execution_total=0,
+        depth=parent[2] if parent else 0,
+        parent_execution_id=parent[0] if parent else None,
+        parent_node_execution_id=parent[1] if parent else None,
         created_at=now(),
+        requested_at=now(),
     )
     session.add(execution)
     message = outbox.to_scheduler(
@@ -134,11 +142,13 @@ async def end_execution(
     session: AsyncSession,
     execution: Execution,
     status: Status,
+    topology: Topology,
     *,
     error: str | None = None,
 ) -> list[OutboxMessage]:
     """Move a locked, non-terminal execution to a terminal status; every node execution not
-    yet finished is cancelled, and runners are told to interrupt the running ones."""
+    yet finished is cancelled, runners are told to interrupt the running ones, child
+    executions (sub-agents) end with it, and a child's end finishes its parent's node."""
     assert status in TERMINAL
     open_statuses = [Status.INCOMPLETE.value, Status.QUEUED.value, Status.RUNNING.value]
     interrupted = (
@@ -148,7 +158,7 @@ async def end_execution(
                 NodeExecution.execution_id == execution.id,
                 NodeExecution.status.in_(open_statuses),
             )
-            .values(status=Status.CANCELLED.value, ended_at=now())
+            .values(status=Status.CANCELLED.value, ended_at=now(), lease_expires_at=None)
             .returning(NodeExecution.status)
         )
     ).all()
@@ -159,8 +169,64 @@ async def end_execution(
     rows: list[OutboxMessage] = []
     if interrupted:
         rows.append(outbox.to_control(CancelExecution(execution_id=str(execution.id))))
-        session.add_all(rows)
+    session.add_all(rows)
+    children = (
+        await session.scalars(
+            select(Execution)
+            .where(
+                Execution.parent_execution_id == execution.id,
+                Execution.status.in_([Status.QUEUED.value, Status.RUNNING.value]),
+            )
+            .with_for_update()
+        )
+    ).all()
+    for child in children:
+        rows += await end_execution(
+            session, child, Status.CANCELLED, topology, error="its parent execution ended"
+        )
+    if execution.parent_node_execution_id is not None and execution.parent_execution_id:
+        rows += await _finish_parent_node(session, execution, topology)
     return rows
+
+
+async def _finish_parent_node(
+    session: AsyncSession, child: Execution, topology: Topology
+) -> list[OutboxMessage]:
+    """The sub-agent node waiting on this child finishes with the child's outputs."""
+    if child.status == Status.COMPLETED.value:
+        status, error = Status.COMPLETED, None
+        outputs = [[name, value] for name, values in child.outputs.items() for value in values]
+    else:
+        status = Status.FAILED
+        error = f"sub-agent {child.status.lower()}: {child.error or 'no reason given'}"
+        outputs = [["error", error]]
+    finished = (
+        await session.execute(
+            update(NodeExecution)
+            .where(
+                NodeExecution.id == child.parent_node_execution_id,
+                NodeExecution.status == Status.RUNNING.value,
+            )
+            .values(
+                status=status.value,
+                outputs=outputs,
+                error=error,
+                ended_at=now(),
+                cost=child.cost,
+            )
+            .returning(NodeExecution.id)
+        )
+    ).one_or_none()
+    if finished is None:
+        return []
+    parent_id = str(child.parent_execution_id)
+    row = outbox.to_scheduler(
+        topology,
+        parent_id,
+        NodeFinished(execution_id=parent_id, node_execution_id=str(child.parent_node_execution_id)),
+    )
+    session.add(row)
+    return [row]
 
 
 async def refresh_stats(session: AsyncSession, execution: Execution) -> None:
@@ -205,33 +271,44 @@ class ClaimedNode:
     attempt: int
     user_id: str
     graph_id: str
+    config: dict[str, Any]
 
 
 async def claim_node(
-    session: AsyncSession, node_execution_id: str, *, redelivered: bool
+    session: AsyncSession, node_execution_id: str, *, lease_s: float
 ) -> ClaimedNode | None:
-    """QUEUED -> RUNNING with a new attempt number, only while the execution is RUNNING.
-
-    A redelivered job may also take over a RUNNING node execution: its runner died before
-    finishing (the broker only redelivers unacked messages of a lost consumer). The attempt
-    number fences off the old runner should it come back."""
+    """Take a node execution for a run: QUEUED (and due) -> RUNNING with a new attempt
+    number and a lease, only while the execution is RUNNING. A RUNNING one whose lease has
+    expired (its runner died or froze) may be taken over too; the attempt number fences off
+    the old runner should it come back (G3)."""
     parsed = parse_uuid(node_execution_id)
     if parsed is None:
         return None
-    claimable = [Status.QUEUED.value] + ([Status.RUNNING.value] if redelivered else [])
+    moment = now()
     row = (
         await session.execute(
             update(NodeExecution)
             .where(
                 NodeExecution.id == parsed,
-                NodeExecution.status.in_(claimable),
+                or_(
+                    and_(
+                        NodeExecution.status == Status.QUEUED.value,
+                        or_(NodeExecution.retry_at.is_(None), NodeExecution.retry_at <= moment),
+                    ),
+                    and_(
+                        NodeExecution.status == Status.RUNNING.value,
+                        NodeExecution.lease_expires_at < moment,
+                    ),
+                ),
                 NodeExecution.execution_id == Execution.id,
                 Execution.status == Status.RUNNING.value,
             )
             .values(
                 status=Status.RUNNING.value,
                 attempt=NodeExecution.attempt + 1,
-                started_at=now(),
+                started_at=moment,
+                lease_expires_at=moment + timedelta(seconds=lease_s),
+                retry_at=None,
             )
             .returning(
                 NodeExecution.execution_id,
@@ -241,12 +318,65 @@ async def claim_node(
                 NodeExecution.attempt,
                 Execution.user_id,
                 Execution.graph_id,
+                NodeExecution.config,
             )
         )
     ).one_or_none()
     if row is None:
         return None
     return ClaimedNode(parsed, *row)
+
+
+async def extend_leases(
+    session: AsyncSession, owned: Sequence[tuple[uuid.UUID, int]], lease_s: float
+) -> None:
+    """Heartbeat: push back the lease of every node execution this runner still owns."""
+    if not owned:
+        return
+    ids = [node_id for node_id, _ in owned]
+    attempts = dict(owned)
+    rows = (
+        await session.execute(
+            select(NodeExecution.id, NodeExecution.attempt).where(
+                NodeExecution.id.in_(ids), NodeExecution.status == Status.RUNNING.value
+            )
+        )
+    ).all()
+    mine = [node_id for node_id, attempt in rows if attempts.get(node_id) == attempt]
+    if mine:
+        await session.execute(
+            update(NodeExecution)
+            .where(NodeExecution.id.in_(mine))
+            .values(lease_expires_at=now() + timedelta(seconds=lease_s))
+        )
+
+
+async def requeue_node(
+    session: AsyncSession,
+    claim: ClaimedNode,
+    *,
+    retry_at: datetime | None,
+    error: str | None,
+) -> bool:
+    """RUNNING -> QUEUED for this attempt: a retry (not before `retry_at`, dispatched by the
+    sweeper) or a release on shutdown (dispatched by the job's redelivery)."""
+    result = await session.execute(
+        update(NodeExecution)
+        .where(
+            NodeExecution.id == claim.node_execution_id,
+            NodeExecution.status == Status.RUNNING.value,
+            NodeExecution.attempt == claim.attempt,
+        )
+        .values(
+            status=Status.QUEUED.value,
+            retry_at=retry_at,
+            error=error,
+            lease_expires_at=None,
+            dispatched_at=now() if retry_at is None else None,
+        )
+        .returning(NodeExecution.id)
+    )
+    return result.one_or_none() is not None
 
 
 async def finish_node(
@@ -271,7 +401,14 @@ async def finish_node(
             NodeExecution.status == Status.RUNNING.value,
             NodeExecution.attempt == claim.attempt,
         )
-        .values(status=status.value, outputs=outputs, error=error, cost=cost, ended_at=now())
+        .values(
+            status=status.value,
+            outputs=outputs,
+            error=error,
+            cost=cost,
+            ended_at=now(),
+            lease_expires_at=None,
+        )
         .returning(NodeExecution.id)
     )
     if result.one_or_none() is None:
@@ -285,6 +422,41 @@ async def finish_node(
     session.add(message)
     await session.flush()
     return message
+
+
+async def await_child(session: AsyncSession, claim: ClaimedNode) -> bool:
+    """The sub-agent node gives up its lease (no runner holds it while the child runs);
+    False when this attempt no longer owns the node execution."""
+    result = await session.execute(
+        update(NodeExecution)
+        .where(
+            NodeExecution.id == claim.node_execution_id,
+            NodeExecution.status == Status.RUNNING.value,
+            NodeExecution.attempt == claim.attempt,
+        )
+        .values(lease_expires_at=None)
+        .returning(NodeExecution.id)
+    )
+    return result.one_or_none() is not None
+
+
+async def ancestor_graph_ids(session: AsyncSession, execution_id: uuid.UUID) -> list[str]:
+    """Graph ids of an execution and of every execution above it (sub-agent nesting)."""
+    found: list[str] = []
+    current: uuid.UUID | None = execution_id
+    while current is not None:
+        row = (
+            await session.execute(
+                select(Execution.graph_id, Execution.parent_execution_id).where(
+                    Execution.id == current
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            break
+        found.append(row[0])
+        current = row[1]
+    return found
 
 
 async def node_status(session: AsyncSession, node_execution_id: str) -> str | None:

@@ -1,34 +1,48 @@
 """The runner: claims node jobs, runs the block, charges it, stores its outputs.
 
-Order per job: claim (QUEUED -> RUNNING, new attempt) -> run the block -> charge
-(idempotent, keyed by node execution id) -> store outputs and `node.finished` in one
-transaction -> ack. Every runner also hears every cancel (a fanout) and interrupts the
-blocks of that execution it is running.
+Order per job: claim (QUEUED -> RUNNING, new attempt, lease) -> run the block (lease kept
+alive by heartbeats) -> charge (idempotent, keyed by node execution id) -> store outputs and
+`node.finished` in one transaction -> ack. A retryable failure goes back to QUEUED with a
+retry time instead. Every runner also hears every cancel (a fanout) and interrupts the
+blocks of that execution it is running. On SIGTERM it stops taking jobs, lets running
+blocks finish within the grace period, and hands the rest back (G10).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import grpc
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.billing.v1 import billing_pb2, billing_pb2_grpc
+from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
 from agentloom_blocks.sdk import ERROR_PIN, Block, BlockContext, BlockError, PlatformConfig
 from agentloom_common.bus import CONTROL_EXCHANGE, JOBS_QUEUE, PoisonMessage, Topology, consume
 from agentloom_common.errors import error_info
 from agentloom_executor import repository
+from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.messages import CancelExecution, NodeJob
 from agentloom_executor.outbox import Outbox
+from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.status import Status
+from agentloom_executor.tables import Execution
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +52,15 @@ class Outcome:
     status: Status
     outputs: list[list[Any]]
     error: str | None
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    node_timeout_s: float
+    lease_s: float
+    retry: RetryPolicy
+    max_depth: int = 5
 
 
 class Runner:
@@ -48,27 +71,66 @@ class Runner:
         blocks: Mapping[str, type[Block]],
         topology: Topology,
         billing: billing_pb2_grpc.BillingServiceStub,
+        graphs: graphs_pb2_grpc.GraphsServiceStub,
         *,
         config: PlatformConfig,
-        node_timeout_s: float,
+        options: RunnerOptions,
     ) -> None:
         self._sessions = session_factory
         self._outbox = outbox
         self._blocks = blocks
         self._topology = topology
         self._billing = billing
+        self._graphs = graphs
         self._config = config
-        self._node_timeout_s = node_timeout_s
+        self._options = options
         self._running: defaultdict[str, set[asyncio.Task[Outcome]]] = defaultdict(set)
+        # Node executions this runner owns now, with the attempt it claimed: heartbeats.
+        self._owned: dict[uuid.UUID, int] = {}
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._jobs: tuple[AbstractChannel, AbstractQueue, str] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self, connection: AbstractRobustConnection, concurrency: int) -> None:
         jobs = await connection.channel()
         await jobs.set_qos(prefetch_count=concurrency)
-        await consume(jobs, JOBS_QUEUE, self.handle_job)
+        queue, tag = await consume(jobs, JOBS_QUEUE, self.handle_job)
+        self._jobs = (jobs, queue, tag)
         control = await connection.channel()
-        queue = await control.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(CONTROL_EXCHANGE)
-        await queue.consume(self.handle_control, no_ack=True)
+        control_queue = await control.declare_queue(exclusive=True, auto_delete=True)
+        await control_queue.bind(CONTROL_EXCHANGE)
+        await control_queue.consume(self.handle_control, no_ack=True)
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking jobs; give running ones `grace_s` to finish; hand the rest back."""
+        if self._jobs is not None:
+            _channel, queue, tag = self._jobs
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        handlers = set(self._handlers)
+        if handlers:
+            _done, pending = await asyncio.wait(handlers, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self._jobs is not None:
+            with contextlib.suppress(Exception):
+                await self._jobs[0].close()
+
+    async def _beat(self) -> None:
+        interval = max(0.2, self._options.lease_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            owned = list(self._owned.items())
+            try:
+                async with self._sessions.begin() as session:
+                    await repository.extend_leases(session, owned, self._options.lease_s)
+            except Exception:
+                log.warning("lease heartbeat failed", exc_info=True)
 
     async def handle_control(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -80,27 +142,77 @@ class Runner:
             task.cancel()
 
     async def handle_job(self, message: AbstractIncomingMessage) -> None:
+        current = asyncio.current_task()
+        if current is not None:
+            self._handlers.add(current)
+        try:
+            await self._handle_job(message)
+        finally:
+            if current is not None:
+                self._handlers.discard(current)
+
+    async def _handle_job(self, message: AbstractIncomingMessage) -> None:
         try:
             job = NodeJob.model_validate_json(message.body)
         except ValidationError as error:
             raise PoisonMessage(f"not a node job: {error.error_count()} errors") from None
         async with self._sessions.begin() as session:
             claim = await repository.claim_node(
-                session, job.node_execution_id, redelivered=bool(message.redelivered)
+                session, job.node_execution_id, lease_s=self._options.lease_s
             )
         if claim is None:
-            return  # finished, cancelled, or being run by another runner: nothing to do
+            return  # finished, cancelled, not due, or owned by a live runner: nothing to do
+        self._owned[claim.node_execution_id] = claim.attempt
+        try:
+            await self._execute(claim)
+        except asyncio.CancelledError:
+            # Shutting down with the block still running: hand it back at once.
+            with contextlib.suppress(Exception):
+                async with self._sessions.begin() as session:
+                    await repository.requeue_node(session, claim, retry_at=None, error=None)
+            raise
+        finally:
+            self._owned.pop(claim.node_execution_id, None)
+
+    async def _execute(self, claim: repository.ClaimedNode) -> None:
         block = self._blocks.get(claim.block_id)
         cost = 0
         if block is None:
             missing = f"block {claim.block_id!r} is not installed"
             outcome = Outcome(Status.FAILED, [[ERROR_PIN, missing]], missing)
+        elif getattr(block, "runs_graph", False):
+            failure = await self._start_child(block, claim)
+            if failure is None:
+                return  # the node finishes when its child execution does
+            outcome = Outcome(Status.FAILED, [[ERROR_PIN, failure]], failure)
         else:
             outcome = await self._run_interruptible(block, claim)
             if outcome.status is Status.CANCELLED:
                 return
+            policy = self._options.retry.with_overrides(claim.config)
+            if outcome.retryable and policy.allows_another(claim.attempt):
+                delay = policy.delay_s(claim.attempt)
+                async with self._sessions.begin() as session:
+                    await repository.requeue_node(
+                        session,
+                        claim,
+                        retry_at=repository.now() + timedelta(seconds=delay),
+                        error=f"attempt {claim.attempt} failed: {outcome.error}",
+                    )
+                return
             if outcome.status is Status.COMPLETED and block.cost_per_run:
-                outcome, cost = await self._charge(claim, block, outcome, block.cost_per_run)
+                try:
+                    outcome, cost = await self._charge(claim, block, outcome, block.cost_per_run)
+                except grpc.aio.AioRpcError as error:
+                    # Billing is unreachable: run it again shortly rather than unpaid.
+                    async with self._sessions.begin() as session:
+                        await repository.requeue_node(
+                            session,
+                            claim,
+                            retry_at=repository.now() + timedelta(seconds=2),
+                            error=f"billing unavailable: {error.code().name}",
+                        )
+                    return
         async with self._sessions.begin() as session:
             row = await repository.finish_node(
                 session,
@@ -114,16 +226,74 @@ class Runner:
         if row is not None:
             await self._outbox.flush([row])
 
+    async def _start_child(self, block: type[Block], claim: repository.ClaimedNode) -> str | None:
+        """Start a sub-agent's child execution and let go of the node (no runner waits on
+        it); returns why it could not start, or None."""
+        try:
+            spec = block.Input.model_validate(claim.inputs)
+        except ValidationError as error:
+            return f"invalid input: {error.errors()[0]['msg']}"
+        fields = spec.model_dump()
+        inputs = {**fields.get("inputs", {}), **(spec.model_extra or {})}
+        try:
+            reply = await self._graphs.GetGraph(
+                graphs_pb2.GetGraphRequest(
+                    user_id=claim.user_id,
+                    graph_id=fields["graph_id"],
+                    version=fields.get("graph_version", 0),
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return f"sub-agent graph {fields['graph_id']!r} not found"
+            raise
+        snapshot = graph_json(reply.graph)
+        problems = input_problems(GraphSnapshot.from_json(snapshot), self._blocks, inputs)
+        if problems:
+            return "invalid sub-agent inputs: " + "; ".join(
+                f"{name}: {problem}" for name, problem in sorted(problems.items())
+            )
+        async with self._sessions.begin() as session:
+            parent = await session.get(Execution, claim.execution_id)
+            if parent is None:
+                return "the parent execution is gone"
+            if parent.depth + 1 > self._options.max_depth:
+                return f"sub-agents nest at most {self._options.max_depth} deep"
+            if reply.graph.id in await repository.ancestor_graph_ids(session, parent.id):
+                return "a sub-agent may not run a graph that is already running above it"
+            if not await repository.await_child(session, claim):
+                return None  # this attempt lost the node: the newer one carries on
+            _child, row = await repository.create_execution(
+                session,
+                topology=self._topology,
+                user_id=claim.user_id,
+                graph_id=reply.graph.id,
+                graph_version=reply.graph.version,
+                graph=snapshot,
+                inputs=inputs,
+                credentials_inputs=parent.credentials_inputs,
+                parent=(parent.id, claim.node_execution_id, parent.depth + 1),
+            )
+        await self._outbox.flush([row])
+        return None
+
+    def _timeout_s(self, config: Mapping[str, Any]) -> float:
+        wanted = config.get("timeout_s")
+        if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
+            return min(float(wanted), self._options.node_timeout_s)
+        return self._options.node_timeout_s
+
     async def _run_interruptible(
         self, block: type[Block], claim: repository.ClaimedNode
     ) -> Outcome:
         execution_id = str(claim.execution_id)
         task = asyncio.create_task(self._run(block, claim))
         self._running[execution_id].add(task)
+        timeout_s = self._timeout_s(claim.config)
         try:
-            return await asyncio.wait_for(task, self._node_timeout_s)
+            return await asyncio.wait_for(task, timeout_s)
         except TimeoutError:
-            message = f"timed out after {self._node_timeout_s:g}s"
+            message = f"timed out after {timeout_s:g}s"
             return Outcome(Status.FAILED, [[ERROR_PIN, message]], message)
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -161,7 +331,7 @@ class Runner:
                 outputs.append([pin, to_jsonable_python(value, fallback=str)])
         except BlockError as error:
             outputs.append([ERROR_PIN, str(error)])
-            return Outcome(Status.FAILED, outputs, str(error))
+            return Outcome(Status.FAILED, outputs, str(error), retryable=error.retryable)
         except Exception as error:  # a bug in the block: the node fails, the runner goes on
             log.exception("block %s raised", block.id)
             message = f"{type(error).__name__}: {error}"
@@ -186,7 +356,7 @@ class Runner:
         except grpc.aio.AioRpcError as error:
             reason, _ = error_info(error)
             if reason != "INSUFFICIENT_CREDITS":
-                raise  # billing unreachable: the job is requeued and charged on the next try
+                raise
             message = "insufficient credits"
             return Outcome(Status.FAILED, [[ERROR_PIN, message]], message), 0
         return outcome, cost

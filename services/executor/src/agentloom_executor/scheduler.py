@@ -21,6 +21,7 @@ from agentloom_executor import repository, scheduling
 from agentloom_executor.graph import GraphSnapshot
 from agentloom_executor.messages import ExecutionRequested, NodeFinished, scheduler_message
 from agentloom_executor.outbox import Outbox
+from agentloom_executor.status import Status
 from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ class Scheduler:
         outbox: Outbox,
         blocks: Mapping[str, type[Block]],
         topology: Topology,
+        limits: scheduling.Limits,
     ) -> None:
+        self._limits = limits
         self._sessions = session_factory
         self._outbox = outbox
         self._blocks = blocks
@@ -61,20 +64,45 @@ class Scheduler:
             if execution is None:
                 log.warning("message for unknown execution %s dropped", message.execution_id)
                 return []
-            graph = self._graph(execution)
+            engine = scheduling.Engine(
+                session,
+                execution,
+                self._graph(execution),
+                self._blocks,
+                self._topology,
+                self._limits,
+            )
             if isinstance(message, ExecutionRequested):
-                return await scheduling.start_execution(session, execution, graph, self._blocks)
+                return await engine.start()
             node_execution = await session.get(
                 NodeExecution, repository.parse_uuid(message.node_execution_id)
             )
             if node_execution is None or node_execution.execution_id != execution.id:
                 return []
-            rows = await scheduling.apply_finished(
-                session, execution, node_execution, graph, self._blocks, self._topology
-            )
+            rows = await engine.apply_finished(node_execution)
             if execution.ended_at is not None:
                 self._graphs.pop(str(execution.id), None)
             return rows
+
+    async def end_timed_out(self, execution_id: str) -> None:
+        """Fail an execution that ran past its wall-clock limit (called by the sweeper)."""
+        async with self._sessions.begin() as session:
+            execution = await repository.lock_execution(session, execution_id)
+            if execution is None or execution.status != Status.RUNNING.value:
+                return
+            if execution.deadline_at is None or execution.deadline_at > repository.now():
+                return
+            engine = scheduling.Engine(
+                session,
+                execution,
+                self._graph(execution),
+                self._blocks,
+                self._topology,
+                self._limits,
+            )
+            limit = f"{self._limits.execution_timeout_s:g}s"
+            rows = await engine.end(Status.FAILED, f"execution exceeded its time limit of {limit}")
+        await self._outbox.flush(rows)
 
     def _graph(self, execution: Execution) -> GraphSnapshot:
         key = str(execution.id)

@@ -2,11 +2,19 @@
 
 The scheduler calls these with the execution row locked, so results of one execution are
 applied one at a time, and applying the same result twice is a no-op (`applied` flag).
-Semantics (see shared/reference/autogpt-semantics.md): each yielded (pin, value) travels
-along every link from that pin; a waiting node execution collects one value per linked pin
-and runs once every linked pin has one (links override defaults); a value arriving on a pin
-already filled goes to the next waiting node execution, or a new one, so N values on a pin
-give N runs of the sink.
+Semantics (shared/reference/autogpt-semantics.md):
+
+- each yielded (pin, value) travels along every link from that pin (a source path such as
+  `x_$_0` selects inside the value; a link whose path selects nothing carries nothing);
+- a waiting node execution collects one value per linked pin and runs once every linked pin
+  has one (links override defaults; path pins such as `values_#_k` assemble into `values`);
+- a value arriving on a pin already filled goes to the next waiting node execution, or a new
+  one, so N values on a pin give N runs of the sink;
+- a static link (or a link from a block with static output) keeps its last value and gives
+  it to every waiting and later run of the sink;
+- a failed node yields `error`; if that pin is wired the failure is handled, otherwise the
+  execution fails at once (running work is interrupted, queued work dropped);
+- the execution completes when nothing is queued, running, or finished-but-not-applied.
 """
 
 from __future__ import annotations
@@ -14,131 +22,265 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.sdk import ERROR_PIN, Block, BlockKind
 from agentloom_common.bus import Topology
-from agentloom_executor import outbox, repository
-from agentloom_executor.graph import GraphSnapshot, ready_inputs, starting_nodes
-from agentloom_executor.messages import NodeJob
+from agentloom_executor import outbox, pins, repository
+from agentloom_executor.graph import GraphSnapshot, LinkSpec, NodeSpec, ready_inputs, starting_nodes
+from agentloom_executor.messages import ExecutionRequested, NodeJob
 from agentloom_executor.status import Status
 from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
 
 OUTPUT_PIN = "output"
 
 
-def _new_node_execution(
-    execution: Execution, node_id: str, block_id: str, status: Status, inputs: dict[str, Any]
-) -> NodeExecution:
-    return NodeExecution(
-        id=uuid.uuid4(),
-        execution_id=execution.id,
-        node_id=node_id,
-        block_id=block_id,
-        status=status.value,
-        inputs=inputs,
-        attempt=0,
-        cost=0,
-        applied=False,
-        created_at=repository.now(),
-    )
+@dataclass(frozen=True)
+class Limits:
+    max_node_executions: int = 10_000
+    execution_timeout_s: float = 3600.0
+    max_running_per_user: int = 8
 
 
-def _job(execution: Execution, node_execution: NodeExecution) -> OutboxMessage:
-    return outbox.to_runners(
-        NodeJob(execution_id=str(execution.id), node_execution_id=str(node_execution.id))
-    )
+class LimitReached(Exception):
+    pass
 
 
-async def start_execution(
-    session: AsyncSession,
-    execution: Execution,
-    graph: GraphSnapshot,
-    blocks: Mapping[str, type[Block]],
-) -> list[OutboxMessage]:
-    """QUEUED -> RUNNING, and queue the starting nodes. An execution already started (a
-    redelivered request) or cancelled before it started is left alone."""
-    if execution.status != Status.QUEUED.value:
-        return []
-    execution.status = Status.RUNNING.value
-    execution.started_at = repository.now()
-    rows: list[OutboxMessage] = []
-    for node, inputs in starting_nodes(graph, blocks, execution.inputs):
-        node_execution = _new_node_execution(
-            execution, node.id, node.block_id, Status.QUEUED, inputs
+class Engine:
+    """One transaction's worth of scheduling for one (locked) execution."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        execution: Execution,
+        graph: GraphSnapshot,
+        blocks: Mapping[str, type[Block]],
+        topology: Topology,
+        limits: Limits,
+    ) -> None:
+        self.session = session
+        self.execution = execution
+        self.graph = graph
+        self.blocks = blocks
+        self.topology = topology
+        self.limits = limits
+        self.rows: list[OutboxMessage] = []
+
+    def _new_node_execution(
+        self, node: NodeSpec, status: Status, inputs: dict[str, Any]
+    ) -> NodeExecution:
+        execution = self.execution
+        if execution.node_execution_total >= self.limits.max_node_executions:
+            raise LimitReached(f"node execution limit reached ({self.limits.max_node_executions})")
+        execution.node_execution_total += 1
+        node_execution = NodeExecution(
+            id=uuid.uuid4(),
+            execution_id=execution.id,
+            node_id=node.id,
+            block_id=node.block_id,
+            status=status.value,
+            inputs=inputs,
+            config=node.config,
+            attempt=0,
+            cost=0,
+            applied=False,
+            created_at=repository.now(),
         )
-        session.add(node_execution)
-        rows.append(_job(execution, node_execution))
-    if not rows:
-        return await repository.end_execution(session, execution, Status.COMPLETED)
-    session.add_all(rows)
-    await session.flush()
-    return rows
+        self.session.add(node_execution)
+        if status is Status.QUEUED:
+            self._dispatch(node_execution)
+        return node_execution
 
-
-async def apply_finished(
-    session: AsyncSession,
-    execution: Execution,
-    node_execution: NodeExecution,
-    graph: GraphSnapshot,
-    blocks: Mapping[str, type[Block]],
-    topology: Topology,
-) -> list[OutboxMessage]:
-    """Pass a finished node execution's outputs along its links; end the execution when
-    nothing is left to run, or when the node failed and nothing handles its error pin."""
-    if execution.status != Status.RUNNING.value or node_execution.applied:
-        return []
-    if node_execution.status not in (Status.COMPLETED.value, Status.FAILED.value):
-        return []
-    node_execution.applied = True
-    node = graph.nodes.get(node_execution.node_id)
-    block = blocks.get(node_execution.block_id)
-    waiting = await _waiting_by_node(session, execution.id)
-    rows: list[OutboxMessage] = []
-    outputs: list[list[Any]] = node_execution.outputs or []
-    for pin, value in outputs:
-        if block is not None and node is not None and block.kind is BlockKind.OUTPUT:
-            if pin == OUTPUT_PIN:
-                _record_graph_output(execution, block, node.input_default, value)
-        for link in graph.links_from(node_execution.node_id, pin):
-            sink = graph.nodes[link.sink_id]
-            target = _waiting_without(waiting[sink.id], link.sink_name)
-            if target is None:
-                target = _new_node_execution(
-                    execution, sink.id, sink.block_id, Status.INCOMPLETE, {}
+    def _dispatch(self, node_execution: NodeExecution) -> None:
+        node_execution.dispatched_at = repository.now()
+        self.rows.append(
+            outbox.to_runners(
+                NodeJob(
+                    execution_id=str(self.execution.id),
+                    node_execution_id=str(node_execution.id),
                 )
-                session.add(target)
-                waiting[sink.id].append(target)
-            target.inputs = {**target.inputs, link.sink_name: value}
-            merged = ready_inputs(graph, sink.id, target.inputs)
-            if merged is not None:
-                target.inputs = merged
-                target.status = Status.QUEUED.value
-                waiting[sink.id].remove(target)
-                rows.append(_job(execution, target))
-    session.add_all(rows)
-    await session.flush()
-    unhandled = node_execution.status == Status.FAILED.value and not graph.links_from(
-        node_execution.node_id, ERROR_PIN
+            )
+        )
+
+    async def start(self) -> list[OutboxMessage]:
+        """QUEUED -> RUNNING and queue the starting nodes, unless the user is at their limit
+        of running executions (it then stays QUEUED until one of theirs ends)."""
+        execution = self.execution
+        if execution.status != Status.QUEUED.value:
+            return []
+        if execution.parent_node_execution_id is None:
+            await _lock_user(self.session, execution.user_id)
+            if await _running_count(self.session, execution.user_id) >= (
+                self.limits.max_running_per_user
+            ):
+                return []
+        execution.status = Status.RUNNING.value
+        execution.started_at = repository.now()
+        execution.deadline_at = execution.started_at + timedelta(
+            seconds=self.limits.execution_timeout_s
+        )
+        try:
+            for node, inputs in starting_nodes(self.graph, self.blocks, execution.inputs):
+                self._new_node_execution(node, Status.QUEUED, inputs)
+        except LimitReached as error:
+            return await self.end(Status.FAILED, str(error))
+        if not self.rows:
+            return await self.end(Status.COMPLETED)
+        return await self._flush()
+
+    async def apply_finished(self, node_execution: NodeExecution) -> list[OutboxMessage]:
+        """Pass a finished node execution's outputs along its links, then end the execution
+        if it failed unhandled or if nothing is left to run."""
+        execution = self.execution
+        if execution.status != Status.RUNNING.value or node_execution.applied:
+            return []
+        if node_execution.status not in (Status.COMPLETED.value, Status.FAILED.value):
+            return []
+        node_execution.applied = True
+        waiting = await _waiting_by_node(self.session, execution.id)
+        try:
+            for pin, value in node_execution.outputs or []:
+                self._record_graph_output(node_execution, pin, value)
+                for link in self.graph.links_from(node_execution.node_id, pin):
+                    try:
+                        selected = pins.select(value, link.source_steps)
+                    except pins.Missing:
+                        continue
+                    self._deliver(link, selected, waiting)
+        except LimitReached as limit:
+            await self._flush()
+            return await self.end(Status.FAILED, str(limit))
+        await self._flush()
+        unhandled = node_execution.status == Status.FAILED.value and not self.graph.links_from(
+            node_execution.node_id, ERROR_PIN
+        )
+        if unhandled:
+            error = f"node {node_execution.node_id!r} failed: {node_execution.error}"
+            return await self.end(Status.FAILED, error)
+        if await repository.count_active_nodes(self.session, execution.id) == 0:
+            return await self.end(Status.COMPLETED)
+        return self.rows
+
+    def _deliver(
+        self, link: LinkSpec, value: Any, waiting: defaultdict[str, list[NodeExecution]]
+    ) -> None:
+        sink = self.graph.nodes[link.sink_id]
+        if self._is_static(link):
+            statics = dict(self.execution.static_values)
+            statics[sink.id] = {**statics.get(sink.id, {}), link.sink_name: value}
+            self.execution.static_values = statics
+            targets = list(waiting[sink.id])
+            if not targets:
+                targets = [self._waiting(sink, waiting)]
+            for target in targets:
+                self._fill(sink, target, link.sink_name, value, waiting)
+            return
+        free = next((w for w in waiting[sink.id] if link.sink_name not in w.inputs), None)
+        target = free if free is not None else self._waiting(sink, waiting)
+        self._fill(sink, target, link.sink_name, value, waiting)
+
+    def _waiting(
+        self, sink: NodeSpec, waiting: defaultdict[str, list[NodeExecution]]
+    ) -> NodeExecution:
+        """A new waiting node execution, given the sink's static values so far."""
+        statics = dict(self.execution.static_values.get(sink.id, {}))
+        target = self._new_node_execution(sink, Status.INCOMPLETE, statics)
+        waiting[sink.id].append(target)
+        return target
+
+    def _fill(
+        self,
+        sink: NodeSpec,
+        target: NodeExecution,
+        pin: str,
+        value: Any,
+        waiting: defaultdict[str, list[NodeExecution]],
+    ) -> None:
+        target.inputs = {**target.inputs, pin: value}
+        merged = ready_inputs(self.graph, sink.id, target.inputs)
+        if merged is not None:
+            target.inputs = merged
+            target.status = Status.QUEUED.value
+            waiting[sink.id].remove(target)
+            self._dispatch(target)
+
+    def _is_static(self, link: LinkSpec) -> bool:
+        if link.is_static:
+            return True
+        source = self.graph.nodes.get(link.source_id)
+        block = self.blocks.get(source.block_id) if source else None
+        return bool(getattr(block, "static_output", False))
+
+    def _record_graph_output(self, node_execution: NodeExecution, pin: str, value: Any) -> None:
+        block = self.blocks.get(node_execution.block_id)
+        node = self.graph.nodes.get(node_execution.node_id)
+        if block is None or node is None or block.kind is not BlockKind.OUTPUT:
+            return
+        if pin != OUTPUT_PIN:
+            return
+        name = block.graph_io_name(node.input_default) or OUTPUT_PIN
+        outputs = dict(self.execution.outputs)
+        outputs[name] = [*outputs.get(name, []), value]
+        self.execution.outputs = outputs
+
+    async def end(self, status: Status, error: str | None = None) -> list[OutboxMessage]:
+        await self._flush()
+        self.rows += await repository.end_execution(
+            self.session, self.execution, status, self.topology, error=error
+        )
+        self.rows += await self._after_end()
+        return self.rows
+
+    async def _after_end(self) -> list[OutboxMessage]:
+        """A slot freed: ask the scheduler to start the user's oldest waiting execution."""
+        execution = self.execution
+        if execution.parent_node_execution_id is not None:
+            return []
+        waiting_id = await self.session.scalar(
+            select(Execution.id)
+            .where(
+                Execution.user_id == execution.user_id,
+                Execution.status == Status.QUEUED.value,
+                Execution.parent_node_execution_id.is_(None),
+            )
+            .order_by(Execution.created_at)
+            .limit(1)
+        )
+        if waiting_id is None:
+            return []
+        row = outbox.to_scheduler(
+            self.topology, str(waiting_id), ExecutionRequested(execution_id=str(waiting_id))
+        )
+        self.session.add(row)
+        return [row]
+
+    async def _flush(self) -> list[OutboxMessage]:
+        self.session.add_all(self.rows)
+        await self.session.flush()
+        return self.rows
+
+
+async def _lock_user(session: AsyncSession, user_id: str) -> None:
+    """Serialise starts of one user's executions across scheduler partitions."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": user_id})
+
+
+async def _running_count(session: AsyncSession, user_id: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).where(
+                Execution.user_id == user_id,
+                Execution.status == Status.RUNNING.value,
+                Execution.parent_node_execution_id.is_(None),
+            )
+        )
+        or 0
     )
-    if unhandled:
-        error = f"node {node_execution.node_id!r} failed: {node_execution.error}"
-        rows += await repository.end_execution(session, execution, Status.FAILED, error=error)
-    elif await repository.count_active_nodes(session, execution.id) == 0:
-        rows += await repository.end_execution(session, execution, Status.COMPLETED)
-    return rows
-
-
-def _record_graph_output(
-    execution: Execution, block: type[Block], input_default: Mapping[str, Any], value: Any
-) -> None:
-    name = block.graph_io_name(input_default) or "output"
-    outputs = dict(execution.outputs)
-    outputs[name] = [*outputs.get(name, []), value]
-    execution.outputs = outputs
 
 
 async def _waiting_by_node(
@@ -158,10 +300,3 @@ async def _waiting_by_node(
     for row in rows:
         waiting[row.node_id].append(row)
     return waiting
-
-
-def _waiting_without(candidates: list[NodeExecution], pin: str) -> NodeExecution | None:
-    for candidate in candidates:
-        if pin not in candidate.inputs:
-            return candidate
-    return None

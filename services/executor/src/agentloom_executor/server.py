@@ -30,10 +30,13 @@ from agentloom_common.db import create_engine, create_session_factory
 from agentloom_common.grpc_client import create_channel
 from agentloom_common.grpc_server import create_server, graceful_stop
 from agentloom_executor.outbox import Outbox
-from agentloom_executor.runner import Runner
+from agentloom_executor.retry import RetryPolicy
+from agentloom_executor.runner import Runner, RunnerOptions
 from agentloom_executor.scheduler import Scheduler
+from agentloom_executor.scheduling import Limits
 from agentloom_executor.servicer import ExecutionsServicer
 from agentloom_executor.settings import ExecutorSettings
+from agentloom_executor.sweeper import Sweeper, SweepOptions
 
 SERVICE_NAME = executor_pb2.DESCRIPTOR.services_by_name["ExecutionsService"].full_name
 
@@ -46,6 +49,7 @@ class Infra:
     publisher: bus.Publisher
     outbox: Outbox
     topology: bus.Topology
+    background: list[asyncio.Task[None]]
 
 
 @contextlib.asynccontextmanager
@@ -65,13 +69,15 @@ async def infra(settings: ExecutorSettings) -> AsyncIterator[Infra]:
         retry_after_s=settings.outbox_retry_after_s,
         poll_interval_s=settings.outbox_poll_interval_s,
     )
-    relay = asyncio.create_task(outbox.run_relay())
+    background = [asyncio.create_task(outbox.run_relay())]
     try:
-        yield Infra(engine, sessions, connection, publisher, outbox, topology)
+        yield Infra(engine, sessions, connection, publisher, outbox, topology, background)
     finally:
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await publisher.close()
         await connection.close()
         await engine.dispose()
@@ -125,23 +131,54 @@ async def start_health(settings: ExecutorSettings) -> HealthProbe:
 
 
 async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler:
-    scheduler = Scheduler(infra.sessions, infra.outbox, load_blocks(), infra.topology)
+    limits = Limits(
+        max_node_executions=settings.max_node_executions,
+        execution_timeout_s=settings.execution_timeout_s,
+        max_running_per_user=settings.max_running_per_user,
+    )
+    scheduler = Scheduler(infra.sessions, infra.outbox, load_blocks(), infra.topology, limits)
     await scheduler.start(infra.connection, settings.scheduler_prefetch)
+    sweeper = Sweeper(
+        infra.sessions,
+        infra.outbox,
+        infra.topology,
+        SweepOptions(
+            interval_s=settings.sweep_interval_s,
+            redispatch_after_s=settings.redispatch_after_s,
+            max_lost_attempts=settings.max_lost_attempts,
+        ),
+        scheduler.end_timed_out,
+    )
+    infra.background.append(asyncio.create_task(sweeper.run()))
     return scheduler
 
 
-async def start_runner(settings: ExecutorSettings, infra: Infra) -> tuple[Runner, grpc.aio.Channel]:
+async def start_runner(
+    settings: ExecutorSettings, infra: Infra
+) -> tuple[Runner, list[grpc.aio.Channel]]:
     billing_channel = create_channel(settings.billing_addr, deadline_s=settings.grpc_deadline_s)
+    graphs_channel = create_channel(settings.graphs_addr, deadline_s=settings.grpc_deadline_s)
     runner = Runner(
         infra.sessions,
         infra.outbox,
         load_blocks(),
         infra.topology,
         billing_pb2_grpc.BillingServiceStub(billing_channel),
+        graphs_pb2_grpc.GraphsServiceStub(graphs_channel),
         config=PlatformConfig(
             openai_base_url=settings.openai_base_url, openai_api_key=settings.openai_api_key
         ),
-        node_timeout_s=settings.node_timeout_s,
+        options=RunnerOptions(
+            node_timeout_s=settings.node_timeout_s,
+            lease_s=settings.lease_s,
+            retry=RetryPolicy(
+                max_attempts=settings.retry_max_attempts,
+                initial_interval_s=settings.retry_initial_interval_s,
+                backoff=settings.retry_backoff,
+                max_interval_s=settings.retry_max_interval_s,
+            ),
+            max_depth=settings.max_depth,
+        ),
     )
     await runner.start(infra.connection, settings.runner_concurrency)
-    return runner, billing_channel
+    return runner, [billing_channel, graphs_channel]

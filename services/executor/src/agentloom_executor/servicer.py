@@ -19,7 +19,7 @@ from agentloom_common.bus import Topology
 from agentloom_common.errors import InvalidArgument, NotFound
 from agentloom_executor import repository
 from agentloom_executor.convert import execution_proto, node_execution_proto
-from agentloom_executor.graph import GraphSnapshot, input_problems
+from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.status import TERMINAL, Status
 from agentloom_executor.tables import Execution
@@ -38,29 +38,6 @@ def _parse_object(text: str, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object")
     return value
-
-
-def _graph_json(graph: graphs_pb2.Graph) -> dict[str, Any]:
-    return {
-        "nodes": [
-            {
-                "id": n.id,
-                "block_id": n.block_id,
-                "input_default": json.loads(n.input_default_json or "{}"),
-            }
-            for n in graph.nodes
-        ],
-        "links": [
-            {
-                "source_id": link.source_id,
-                "source_name": link.source_name,
-                "sink_id": link.sink_id,
-                "sink_name": link.sink_name,
-                "is_static": link.is_static,
-            }
-            for link in graph.links
-        ],
-    }
 
 
 def _encode_cursor(created_at: datetime, execution_id: uuid.UUID) -> str:
@@ -97,7 +74,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         inputs = _parse_object(request.inputs_json, "inputs")
         credentials_inputs = _parse_object(request.credentials_inputs_json, "credentials_inputs")
         graph = await self._get_graph(request.user_id, request.graph_id, request.graph_version)
-        snapshot_json = _graph_json(graph)
+        snapshot_json = graph_json(graph)
         problems = input_problems(GraphSnapshot.from_json(snapshot_json), self._blocks, inputs)
         if problems:
             raise InvalidArgument(
@@ -185,7 +162,9 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
             execution = await repository.lock_execution(session, str(execution.id)) or execution
             rows = []
             if Status(execution.status) not in TERMINAL:
-                rows = await repository.end_execution(session, execution, Status.CANCELLED)
+                rows = await repository.end_execution(
+                    session, execution, Status.CANCELLED, self._topology
+                )
         await self._outbox.flush(rows)
         return executor_pb2.StopExecutionResponse(execution=execution_proto(execution))
 

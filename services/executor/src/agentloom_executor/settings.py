@@ -16,6 +16,26 @@ class ExecutorSettings(ServiceSettings):
     # Results/requests a scheduler applies at once, across executions.
     scheduler_prefetch: int = 32
     node_timeout_s: float = 600.0
+    # A runner owns a node execution it claimed for this long, and heartbeats to extend it;
+    # past it (the runner died or froze) the sweeper hands the node to another runner.
+    lease_s: float = 30.0
+    # A node whose runner was lost this many times fails (it may be what kills runners).
+    max_lost_attempts: int = 5
+    # Retries of blocks that raise retryable errors, unless the node's config says otherwise.
+    retry_max_attempts: int = 3
+    retry_initial_interval_s: float = 1.0
+    retry_backoff: float = 2.0
+    retry_max_interval_s: float = 60.0
+    # Per execution: wall-clock limit and node executions (loops end).
+    execution_timeout_s: float = 3600.0
+    max_node_executions: int = 10_000
+    # Executions a user may have RUNNING at once; more wait QUEUED, in order.
+    max_running_per_user: int = 8
+    # Sub-agent nesting.
+    max_depth: int = 5
+    # The sweeper's pace, and how old a dispatched-but-unclaimed job must be to be re-sent.
+    sweep_interval_s: float = 1.0
+    redispatch_after_s: float = 60.0
     # Outbox rows not published right after their commit are re-sent by the relay after this.
     outbox_retry_after_s: float = 2.0
     outbox_poll_interval_s: float = 1.0

@@ -1,6 +1,7 @@
 """Execution and node execution statuses, with the transitions the reference manual draws
 (section 5.2): QUEUED -> RUNNING -> COMPLETED | FAILED | CANCELLED, QUEUED -> CANCELLED.
-Node executions also start INCOMPLETE while they wait for inputs. Terminal states absorb."""
+Node executions also start INCOMPLETE while they wait for inputs, and go back from RUNNING
+to QUEUED for a retry or when their runner was lost. Terminal states absorb."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ ACTIVE = frozenset({Status.QUEUED, Status.RUNNING})
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.INCOMPLETE: frozenset({Status.QUEUED, Status.CANCELLED}),
     Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
-    Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED}),
+    # RUNNING -> QUEUED: a node execution waiting for a retry, or whose runner was lost.
+    Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.QUEUED}),
     Status.COMPLETED: frozenset(),
     Status.FAILED: frozenset(),
     Status.CANCELLED: frozenset(),

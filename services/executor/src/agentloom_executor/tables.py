@@ -43,6 +43,19 @@ class Execution(Base):
     # The graph version as it was when the execution was created: nodes and links.
     graph: Mapped[dict[str, Any]] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
+    # Values that arrived on static links, reused by every later run of the sink:
+    # {sink node id: {pin: value}}.
+    static_values: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Node executions created so far (bounded: loops end).
+    node_execution_total: Mapped[int] = mapped_column(Integer, default=0)
+    # The wall-clock limit: past it, the sweeper fails the execution.
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When its start was last asked of the scheduler (the sweeper asks again if lost).
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # For a sub-agent's child execution: the parent's node execution waiting for it.
+    parent_node_execution_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    parent_execution_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    depth: Mapped[int] = mapped_column(Integer, default=0)
     node_count: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -69,6 +82,14 @@ class NodeExecution(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The node's settings from the graph (retry policy, timeout).
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # While RUNNING: the claiming runner owns it until then (it heartbeats to extend).
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # While QUEUED for a retry: not to be dispatched before then.
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When its job was last published (the sweeper re-sends a job that seems lost).
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # True once the scheduler has passed this node execution's outputs along its links.
     applied: Mapped[bool] = mapped_column(Boolean, default=False)
     # Creation order within the execution: values fill the oldest waiting node execution.
@@ -78,6 +99,17 @@ class NodeExecution(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_node_executions_exec_node", "execution_id", "node_id", "status"),)
+
+
+class UserValue(Base):
+    """Per-user memory for blocks that persist a value by key."""
+
+    __tablename__ = "user_values"
+
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxMessage(Base):

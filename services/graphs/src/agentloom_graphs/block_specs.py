@@ -26,6 +26,9 @@ class BlockSpec:
     required_inputs: frozenset[str]
     output_pins: frozenset[str]
     accepts_extra_inputs: bool
+    # A block whose outputs depend on its input (a sub-agent yields its graph's outputs):
+    # its output schema allows additional properties, and any output pin may be linked.
+    accepts_extra_outputs: bool = False
 
     @property
     def input_pins(self) -> frozenset[str]:
@@ -49,6 +52,7 @@ class BlockSpec:
             # Every block has an `error` output pin, whether its schema says so or not.
             output_pins=frozenset(_properties(output_schema)) | {ERROR_PIN},
             accepts_extra_inputs=block.accepts_extra_inputs,
+            accepts_extra_outputs=output_schema.get("additionalProperties") is True,
         )
 
     def io_name(self, input_default: Mapping[str, Any]) -> Any:

@@ -290,7 +290,7 @@ class _LinkEnds:
         if block is None:
             return True  # the node's unknown block is reported once, on the node
         if end == "source":
-            known = base_pin(pin) in block.output_pins
+            known = block.accepts_extra_outputs or base_pin(pin) in block.output_pins
         else:
             known = block.accepts_extra_inputs or base_pin(pin) in block.input_properties
         if not known:

@@ -1,0 +1,249 @@
+"""Engine semantics on real graphs, run by the scheduler and a runner on the real bus and
+database: static links, pin paths, loops bounded by the node execution limit, retries,
+timeouts, the wall-clock limit, the per-user running limit, and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select, update
+
+from agentloom_executor.server import Infra
+from agentloom_executor.tables import Execution, NodeExecution
+
+Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
+WaitTerminal = Callable[[Infra, str], Awaitable[Execution]]
+Stop = Callable[[Infra, str], Awaitable[None]]
+
+
+def node(
+    node_id: str, block_id: str, config: dict[str, Any] | None = None, **defaults: Any
+) -> dict[str, Any]:
+    return {"id": node_id, "block_id": block_id, "input_default": defaults, "config": config or {}}
+
+
+def link(
+    source: str, source_name: str, sink: str, sink_name: str, static: bool = False
+) -> dict[str, Any]:
+    return {
+        "source_id": source,
+        "source_name": source_name,
+        "sink_id": sink,
+        "sink_name": sink_name,
+        "is_static": static,
+    }
+
+
+def user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+async def nodes_of(
+    engine: Infra, execution_id: str, node_id: str | None = None
+) -> list[NodeExecution]:
+    async with engine.sessions() as session:
+        query = select(NodeExecution).where(NodeExecution.execution_id == uuid.UUID(execution_id))
+        if node_id is not None:
+            query = query.where(NodeExecution.node_id == node_id)
+        return list((await session.scalars(query.order_by(NodeExecution.seq))).all())
+
+
+async def wait_status(engine: Infra, execution_id: str, status: str, timeout_s: float = 10) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        async with engine.sessions() as session:
+            execution = await session.get(Execution, uuid.UUID(execution_id))
+            if execution is not None and execution.status == status:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"execution never reached {status}")
+
+
+async def test_a_static_link_feeds_every_run_of_the_sink(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {
+        "nodes": [
+            node("in", "text_input_block", name="csv"),
+            node("split", "text_split_block"),
+            node("each", "step_through_items_block"),
+            node("const", "text_template_block", template="K"),
+            node("join", "text_template_block", template="{{ c }}-{{ x }}"),
+            node("out", "output_block", name="joined"),
+        ],
+        "links": [
+            link("in", "text", "split", "text"),
+            link("split", "texts", "each", "items"),
+            link("each", "item", "join", "x"),
+            link("const", "text", "join", "c", static=True),
+            link("join", "text", "out", "value"),
+        ],
+    }
+    execution = await wait_terminal(engine, await submit(engine, graph, {"csv": "a,b,c"}, user()))
+    assert execution.status == "COMPLETED", execution.error
+    assert sorted(execution.outputs["joined"]) == ["K-a", "K-b", "K-c"]
+
+
+async def test_pin_paths_select_from_outputs_and_assemble_inputs(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {
+        "nodes": [
+            node("in", "text_input_block", name="csv"),
+            node("split", "text_split_block"),
+            node("t", "text_template_block", template="{{ first }}/{{ last }}"),
+            node("out", "output_block", name="r"),
+        ],
+        "links": [
+            link("in", "text", "split", "text"),
+            link("split", "texts_$_0", "t", "values_#_first"),
+            link("split", "texts_$_2", "t", "values_#_last"),
+            link("t", "text", "out", "value"),
+        ],
+    }
+    execution = await wait_terminal(engine, await submit(engine, graph, {"csv": "x,y,z"}, user()))
+    assert execution.status == "COMPLETED", execution.error
+    assert execution.outputs == {"r": ["x/z"]}
+    (t,) = await nodes_of(engine, str(execution.id), "t")
+    assert t.inputs["values"] == {"first": "x", "last": "z"}
+
+
+async def test_a_path_that_selects_nothing_carries_nothing(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {
+        "nodes": [
+            node("in", "text_input_block", name="csv"),
+            node("split", "text_split_block"),
+            node("t", "text_template_block", template="{{ v }}"),
+        ],
+        "links": [link("in", "text", "split", "text"), link("split", "texts_$_5", "t", "v")],
+    }
+    execution = await wait_terminal(engine, await submit(engine, graph, {"csv": "x,y"}, user()))
+    assert execution.status == "COMPLETED"
+    assert await nodes_of(engine, str(execution.id), "t") == []
+
+
+async def test_a_loop_ends_at_the_node_execution_limit(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {
+        "nodes": [
+            node("in", "text_input_block", name="seed"),
+            node("a", "pass_through_block"),
+            node("b", "pass_through_block"),
+        ],
+        "links": [
+            link("in", "text", "a", "value"),
+            link("a", "value", "b", "value"),
+            link("b", "value", "a", "value"),
+        ],
+    }
+    execution = await wait_terminal(engine, await submit(engine, graph, {"seed": "s"}, user()))
+    assert execution.status == "FAILED"
+    assert "node execution limit" in (execution.error or "")
+    assert execution.node_execution_total == 50  # the test settings' limit
+
+
+async def test_retryable_errors_are_retried_up_to_the_policy(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {
+        "nodes": [node("r", "raise_error_block", message="flaky", retryable=True)],
+        "links": [],
+    }
+    execution = await wait_terminal(engine, await submit(engine, graph, {}, user()))
+    assert execution.status == "FAILED"
+    (r,) = await nodes_of(engine, str(execution.id))
+    assert r.attempt == 3 and r.status == "FAILED" and r.error == "flaky"
+
+
+async def test_a_node_retry_policy_overrides_the_default(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    once = {"retry": {"max_attempts": 1}}
+    graph = {
+        "nodes": [node("r", "raise_error_block", once, message="x", retryable=True)],
+        "links": [],
+    }
+    execution = await wait_terminal(engine, await submit(engine, graph, {}, user()))
+    (r,) = await nodes_of(engine, str(execution.id))
+    assert execution.status == "FAILED" and r.attempt == 1
+
+
+async def test_a_non_retryable_error_is_not_retried(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {"nodes": [node("r", "raise_error_block", message="bad", retryable=False)], "links": []}
+    execution = await wait_terminal(engine, await submit(engine, graph, {}, user()))
+    (r,) = await nodes_of(engine, str(execution.id))
+    assert execution.status == "FAILED" and r.attempt == 1
+
+
+async def test_a_node_timeout_fails_the_node(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {
+        "nodes": [node("slow", "llm_call_block", {"timeout_s": 0.5}, prompt="[[slow:5]] hi")],
+        "links": [],
+    }
+    execution = await wait_terminal(engine, await submit(engine, graph, {}, user()))
+    assert execution.status == "FAILED"
+    assert "timed out after 0.5s" in (execution.error or "")
+
+
+async def test_an_execution_past_its_wall_clock_limit_fails_and_stops_its_blocks(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="[[slow:8]] hi")], "links": []}
+    execution_id = await submit(engine, graph, {}, user())
+    await wait_status(engine, execution_id, "RUNNING")
+    async with engine.sessions.begin() as session:
+        await session.execute(
+            update(Execution)
+            .where(Execution.id == uuid.UUID(execution_id))
+            .values(deadline_at=Execution.started_at)
+        )
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "FAILED"
+    assert "time limit" in (execution.error or "")
+    (slow,) = await nodes_of(engine, execution_id)
+    assert slow.status == "CANCELLED"
+
+
+async def test_a_users_extra_executions_wait_queued_in_order(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    someone = user()
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="[[slow:1]] hi")], "links": []}
+    ids = [await submit(engine, graph, {}, someone) for _ in range(4)]
+    await asyncio.sleep(0.5)
+    async with engine.sessions() as session:
+        statuses = [
+            (await session.get(Execution, uuid.UUID(i))).status  # type: ignore[union-attr]
+            for i in ids
+        ]
+    assert statuses.count("RUNNING") == 2  # the test settings' per-user limit
+    assert statuses[2:] == ["QUEUED", "QUEUED"]
+    finished = [await wait_terminal(engine, i) for i in ids]
+    assert [e.status for e in finished] == ["COMPLETED"] * 4
+    first_end = min(e.ended_at for e in finished[:2] if e.ended_at)
+    assert all(e.started_at and e.started_at >= first_end for e in finished[2:])
+    assert finished[2].started_at <= finished[3].started_at  # type: ignore[operator]
+
+
+async def test_stop_a_queued_execution_before_it_runs(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal, stop: Stop
+) -> None:
+    someone = user()
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="[[slow:1]] hi")], "links": []}
+    ids = [await submit(engine, graph, {}, someone) for _ in range(3)]
+    await asyncio.sleep(0.3)
+    await stop(engine, ids[2])
+    finished = await wait_terminal(engine, ids[2])
+    assert finished.status == "CANCELLED" and finished.started_at is None
+    assert await nodes_of(engine, ids[2]) == []
+    for i in ids[:2]:
+        assert (await wait_terminal(engine, i)).status == "COMPLETED"
