@@ -25,3 +25,20 @@ def test_terminal_statuses_absorb() -> None:
 )
 def test_transition_table(source: Status, target: Status, legal: bool) -> None:
     assert (source.value in sources_of(target)) is legal
+
+
+def test_the_database_guard_allows_exactly_the_transition_table() -> None:
+    import importlib
+
+    guard = importlib.import_module("agentloom_executor.migrations.versions.0003_transition_guard")
+    from_table = {
+        source.value: sorted(target.value for target in targets)
+        for source, targets in TRANSITIONS.items()
+        if targets
+    }
+    assert {k: sorted(v) for k, v in guard.NODE_TRANSITIONS.items()} == from_table
+    executions = {k: sorted(v) for k, v in guard.EXECUTION_TRANSITIONS.items()}
+    assert executions == {
+        "QUEUED": ["CANCELLED", "RUNNING"],
+        "RUNNING": ["CANCELLED", "COMPLETED", "FAILED"],
+    }

@@ -158,13 +158,27 @@ async def consume(
             await _requeue_quietly(message)
             raise
         except Exception:
-            log.exception("handler failed for message %s; requeued", message.message_id)
+            # Most failures here are an outage (database, broker, a service): wait before
+            # handing the message back, longer each time, so the delivery limit that stops
+            # poison messages is not burnt through in a second.
+            delay = requeue_delay_s(message)
+            log.exception(
+                "handler failed for message %s; requeued in %.1fs", message.message_id, delay
+            )
+            await asyncio.sleep(delay)
             await _requeue_quietly(message)
         else:
             await message.ack()
 
     tag = await queue.consume(on_message, exclusive=exclusive)
     return queue, tag
+
+
+def requeue_delay_s(message: AbstractIncomingMessage) -> float:
+    """0.2 s doubling with each delivery (quorum queues count them), at most 10 s."""
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    attempts = count if isinstance(count, int) else 0
+    return float(min(10.0, 0.2 * 2**attempts))
 
 
 async def _requeue_quietly(message: AbstractIncomingMessage) -> None:

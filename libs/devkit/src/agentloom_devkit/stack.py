@@ -52,6 +52,7 @@ class StackConfig:
     vhost: str
     ports: Ports = field(default_factory=Ports)
     runners: int = 2
+    schedulers: int = 1
     log_dir: Path = Path(".agentloom/logs")
     # When None, the platform's LLM default comes from OPENAI_BASE_URL / OPENAI_API_KEY.
     openai_base_url: str | None = None
@@ -110,7 +111,12 @@ class Stack:
             ServiceProcess("billing", ["agentloom_billing", "serve"]),
             ServiceProcess("notify", ["agentloom_notify", "serve"]),
             ServiceProcess("executor-api", ["agentloom_executor", "api"]),
-            ServiceProcess("scheduler", ["agentloom_executor", "scheduler"]),
+        ]
+        services += [
+            ServiceProcess(
+                "scheduler" if i == 0 else f"scheduler-{i + 1}", ["agentloom_executor", "scheduler"]
+            )
+            for i in range(self.config.schedulers)
         ]
         services += [
             ServiceProcess(f"runner-{i + 1}", ["agentloom_executor", "runner"])
@@ -166,18 +172,38 @@ class Stack:
 
     def spawn(self) -> None:
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
-        env = self.env()
         for service in self._services():
-            log = (self.config.log_dir / f"{service.name}.log").open("ab")
-            service.process = subprocess.Popen(
-                [sys.executable, "-m", *service.args],
-                env={**env, **self._listen_env(service.name)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            log.close()
+            self._launch(service)
             self.processes.append(service)
+
+    def _launch(self, service: ServiceProcess) -> None:
+        log = (self.config.log_dir / f"{service.name}.log").open("ab")
+        service.process = subprocess.Popen(
+            [sys.executable, "-m", *service.args],
+            env={**self.env(), **self._listen_env(service.name)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send a signal to one service (SIGKILL by default) and, if it ends, reap it."""
+        process = self.process(name)
+        process.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            process.wait(30)
+
+    def respawn(self, name: str) -> None:
+        """Start a service again (after a kill), with the same arguments and environment."""
+        for service in self.processes:
+            if service.name == name:
+                self._launch(service)
+                return
+        raise KeyError(name)
+
+    def names(self, prefix: str) -> list[str]:
+        return [s.name for s in self.processes if s.name.startswith(prefix)]
 
     async def wait_healthy(self, timeout_s: float) -> None:
         ports = self.config.ports
