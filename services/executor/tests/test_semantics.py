@@ -247,3 +247,78 @@ async def test_stop_a_queued_execution_before_it_runs(
     assert await nodes_of(engine, ids[2]) == []
     for i in ids[:2]:
         assert (await wait_terminal(engine, i)).status == "COMPLETED"
+
+
+async def test_a_condition_fires_only_one_branch(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    graph = {
+        "nodes": [
+            node("n", "number_input_block", name="n"),
+            node("cond", "condition_block", operator=">", value2=10),
+            node("big", "text_template_block", template="big {{ v }}"),
+            node("small", "text_template_block", template="small {{ v }}"),
+            node("out", "output_block", name="said"),
+        ],
+        "links": [
+            link("n", "number", "cond", "value1"),
+            link("cond", "yes_output", "big", "v"),
+            link("cond", "no_output", "small", "v"),
+            link("big", "text", "out", "value"),
+            link("small", "text", "out", "value"),
+        ],
+    }
+    for value, said, silent in ((42, "big 42", "small"), (3, "small 10", "big")):
+        execution_id = await submit(engine, graph, {"n": value}, user())
+        execution = await wait_terminal(engine, execution_id)
+        assert execution.status == "COMPLETED", execution.error
+        assert execution.outputs == {"said": [said]}
+        assert await nodes_of(engine, execution_id, silent) == []
+
+
+async def test_a_loop_with_a_condition_counts_down_and_ends(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    """n -> cond(n > 0) -yes-> minus one -> back to cond; -no-> output."""
+    graph = {
+        "nodes": [
+            node("n", "number_input_block", name="n"),
+            node("cond", "condition_block", operator=">", value2=0),
+            node("dec", "calculator_block", operation="subtract", b=1),
+            node("out", "output_block", name="done"),
+        ],
+        "links": [
+            link("n", "number", "cond", "value1"),
+            link("cond", "yes_output", "dec", "a"),
+            link("dec", "result", "cond", "value1"),
+            link("cond", "no_output", "out", "value"),
+        ],
+    }
+    execution_id = await submit(engine, graph, {"n": 4}, user())
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "COMPLETED", execution.error
+    assert execution.outputs == {"done": [0]}
+    assert len(await nodes_of(engine, execution_id, "dec")) == 4
+
+
+async def test_memory_blocks_keep_a_value_for_the_user(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    someone = user()
+    write = {
+        "nodes": [node("w", "persist_value_block", key="fav", value="teal")],
+        "links": [],
+    }
+    execution = await wait_terminal(engine, await submit(engine, write, {}, someone))
+    assert execution.status == "COMPLETED", execution.error
+    read = {
+        "nodes": [
+            node("r", "retrieve_value_block", key="fav"),
+            node("out", "output_block", name="fav"),
+        ],
+        "links": [link("r", "value", "out", "value")],
+    }
+    execution = await wait_terminal(engine, await submit(engine, read, {}, someone))
+    assert execution.outputs == {"fav": ["teal"]}
+    other = await wait_terminal(engine, await submit(engine, read, {}, user()))
+    assert other.outputs.get("fav") in (None, [None])

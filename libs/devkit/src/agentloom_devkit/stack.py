@@ -22,7 +22,16 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from agentloom_common.migrations import upgrade
 from agentloom_devkit import resources
+
+# Every service that owns a schema, in the order `make run` migrates them.
+MIGRATIONS = (
+    ("agentloom_gateway", "identity"),
+    ("agentloom_graphs", "graphs"),
+    ("agentloom_billing", "billing"),
+    ("agentloom_executor", "executor"),
+)
 
 
 def free_port() -> int:
@@ -139,13 +148,12 @@ class Stack:
         return {"AGENTLOOM_LISTEN_ADDR": f"127.0.0.1:{port}"}
 
     async def prepare(self) -> None:
-        """Create the database and vhost if missing, and run every service's migrations."""
+        """Create the database and vhost if missing, and run every service's migrations
+        (the same code as each service's `migrate` command, in this process: faster)."""
         await resources.create_database(self.config.database)
         await asyncio.to_thread(resources.create_vhost, self.config.vhost)
-        env = self.env()
-        for module in ("agentloom_gateway", "agentloom_graphs", "agentloom_billing"):
-            await self._run_command([module, "migrate"], env)
-        await self._run_command(["agentloom_executor", "migrate"], env)
+        for package, schema in MIGRATIONS:
+            await asyncio.to_thread(upgrade, self.database_url, package, schema)
 
     async def run_module(self, args: list[str]) -> str:
         """Run `python -m <args>` with the stack's environment; returns its stdout."""

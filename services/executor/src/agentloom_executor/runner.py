@@ -43,6 +43,7 @@ from agentloom_executor.outbox import Outbox
 from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.status import Status
 from agentloom_executor.tables import Execution
+from agentloom_executor.user_values import UserValues
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +325,7 @@ class Runner:
             node_execution_id=str(claim.node_execution_id),
             config=self._config,
             logger=logging.getLogger(f"agentloom.block.{block.id}"),
+            store=UserValues(self._sessions, claim.user_id),
         )
         outputs: list[list[Any]] = []
         try:

@@ -55,7 +55,7 @@ class Infra:
 @contextlib.asynccontextmanager
 async def infra(settings: ExecutorSettings) -> AsyncIterator[Infra]:
     """Database, bus connection, declared topology, publisher, and a running outbox relay."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = create_session_factory(engine)
     connection = await bus.connect(settings.amqp_url)
     topology = bus.Topology(partitions=settings.partitions)

@@ -9,6 +9,8 @@ class ExecutorSettings(ServiceSettings):
     """Settings of the executions API, the scheduler and the runner (one package, three roles)."""
 
     listen_addr: str = "127.0.0.1:50054"
+    # Connections each executor process keeps (and as many again under bursts).
+    db_pool_size: int = 5
     # Executions hash onto this many scheduler partitions (fixed for a deployment).
     partitions: int = 4
     # Node jobs a runner works on at once (its RabbitMQ prefetch).
