@@ -6,10 +6,9 @@ import uuid
 
 import httpx
 import pytest
-from helpers import graph, link, node
+from helpers import User, graph, link, node
 
 from agentloom_devkit.stack import Stack
-from conftest import User
 
 PROBLEM = "application/problem+json"
 

@@ -192,7 +192,8 @@ async def end_execution(
 async def _finish_parent_node(
     session: AsyncSession, child: Execution, topology: Topology
 ) -> list[OutboxMessage]:
-    """The sub-agent node waiting on this child finishes with the child's outputs."""
+    """The sub-agent node waiting on this child finishes with the child's outputs. Its own
+    cost stays 0: the child's node executions carry (and were charged) their costs."""
     if child.status == Status.COMPLETED.value:
         status, error = Status.COMPLETED, None
         outputs = [[name, value] for name, values in child.outputs.items() for value in values]
@@ -212,7 +213,6 @@ async def _finish_parent_node(
                 outputs=outputs,
                 error=error,
                 ended_at=now(),
-                cost=child.cost,
             )
             .returning(NodeExecution.id)
         )
