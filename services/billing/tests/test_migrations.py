@@ -57,7 +57,7 @@ async def test_migrate_command_is_idempotent_and_leaves_head(
     assert process.returncode == 0, stderr.decode()
     async with db.connect() as connection:
         version = await connection.scalar(text("SELECT version_num FROM billing.alembic_version"))
-    assert version == "0001"
+    assert version == "0002"
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentloom.billing.v1 import billing_pb2, billing_pb2_grpc
+from agentloom_billing.ledger import _is_connection_failure
 from agentloom_billing.server import SERVICE_NAME, RunningServer, start
 from agentloom_billing.settings import BillingSettings
 from agentloom_common.errors import error_info
@@ -63,3 +68,16 @@ async def test_stopped_server_refuses_calls(billing_database_url: str) -> None:
             raise AssertionError("a stopped server answered")
     finally:
         await channel.close()
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "unavailable"), [("53300", True), ("57P01", True), ("23505", False)]
+)
+async def test_a_full_or_stopping_database_counts_as_unavailable(
+    db: AsyncEngine, sqlstate: str, unavailable: bool
+) -> None:
+    statement = f"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '{sqlstate}'; END $$"
+    with pytest.raises(DBAPIError) as raised:
+        async with db.connect() as connection:
+            await connection.execute(text(statement))
+    assert _is_connection_failure(raised.value) is unavailable

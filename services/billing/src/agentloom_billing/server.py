@@ -10,6 +10,7 @@ from grpc_health.v1 import health
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentloom.billing.v1 import billing_pb2, billing_pb2_grpc
+from agentloom_billing.costs import load_cost_table
 from agentloom_billing.ledger import Ledger
 from agentloom_billing.servicer import BillingServicer
 from agentloom_billing.settings import BillingSettings
@@ -39,8 +40,14 @@ async def start(settings: BillingSettings) -> RunningServer:
 
     The schema must already be migrated (`python -m agentloom_billing migrate`).
     """
+    costs = load_cost_table(settings.cost_table_path)  # a bad table fails the start
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    ledger = Ledger(create_session_factory(engine), starting_grant=settings.starting_grant)
+    ledger = Ledger(
+        create_session_factory(engine),
+        starting_grant=settings.starting_grant,
+        costs=costs,
+        daily_cap=settings.daily_cap,
+    )
     servicer = BillingServicer(ledger)
     try:
         server, port, health_servicer = await create_server(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from agentloom_common.settings import ServiceSettings
@@ -13,3 +15,8 @@ class BillingSettings(ServiceSettings):
     starting_grant: int = Field(default=1000, ge=0)
     # Connections kept per process (as many again may overflow under load).
     database_pool_size: int = Field(default=10, ge=1)
+    # Credits a user may be charged per UTC day, net of refunds (None: no cap); a user's
+    # own cap (SetDailyCap) replaces it.
+    daily_cap: int | None = Field(default=None, ge=0)
+    # The cost table (YAML, see costs.yaml); None: the one shipped with the service.
+    cost_table_path: Path | None = None

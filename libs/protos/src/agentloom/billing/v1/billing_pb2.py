@@ -22,27 +22,78 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agentloom/billing/v1/billing.proto\x12\x14\x61gentloom.billing.v1\"$\n\x11GetBalanceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"%\n\x12GetBalanceResponse\x12\x0f\n\x07\x62\x61lance\x18\x01 \x01(\x03\"6\n\x13\x43heckBalanceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\";\n\x14\x43heckBalanceResponse\x12\x12\n\nsufficient\x18\x01 \x01(\x08\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\"\x94\x01\n\rChargeRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x10\n\x08graph_id\x18\x04 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x05 \x01(\t\x12\x0f\n\x07node_id\x18\x06 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x07 \x01(\t\"J\n\x0e\x43hargeResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x0f\n\x07\x63harged\x18\x03 \x01(\x08\x32\xad\x02\n\x0e\x42illingService\x12_\n\nGetBalance\x12\'.agentloom.billing.v1.GetBalanceRequest\x1a(.agentloom.billing.v1.GetBalanceResponse\x12\x65\n\x0c\x43heckBalance\x12).agentloom.billing.v1.CheckBalanceRequest\x1a*.agentloom.billing.v1.CheckBalanceResponse\x12S\n\x06\x43harge\x12#.agentloom.billing.v1.ChargeRequest\x1a$.agentloom.billing.v1.ChargeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"agentloom/billing/v1/billing.proto\x12\x14\x61gentloom.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"$\n\x11GetBalanceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"%\n\x12GetBalanceResponse\x12\x0f\n\x07\x62\x61lance\x18\x01 \x01(\x03\"6\n\x13\x43heckBalanceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\";\n\x14\x43heckBalanceResponse\x12\x12\n\nsufficient\x18\x01 \x01(\x08\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\"M\n\nTokenUsage\x12\r\n\x05model\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\x03\"y\n\x05Usage\x12\x13\n\x0binput_bytes\x18\x01 \x01(\x03\x12\x14\n\x0coutput_bytes\x18\x02 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\x12\x30\n\x06tokens\x18\x04 \x03(\x0b\x32 .agentloom.billing.v1.TokenUsage\"\x84\x02\n\rChargeRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x13\n\x06\x61mount\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08graph_id\x18\x04 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x05 \x01(\t\x12\x0f\n\x07node_id\x18\x06 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x07 \x01(\t\x12*\n\x05usage\x18\x08 \x01(\x0b\x32\x1b.agentloom.billing.v1.Usage\x12\x1d\n\x10\x65xecution_budget\x18\t \x01(\x03H\x01\x88\x01\x01\x42\t\n\x07_amountB\x13\n\x11_execution_budget\"Z\n\x0e\x43hargeResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x0f\n\x07\x63harged\x18\x03 \x01(\x08\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\"k\n\rRefundRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x19\n\x11node_execution_id\x18\x02 \x01(\t\x12\x13\n\x06\x61mount\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x0e\n\x06reason\x18\x04 \x01(\tB\t\n\x07_amount\"[\n\x0eRefundResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x10\n\x08refunded\x18\x04 \x01(\x08\"]\n\x0cGrantRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"I\n\rGrantResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x03 \x01(\x08\"]\n\x0cTopUpRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"I\n\rTopUpResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x03 \x01(\x08\"^\n\rAdjustRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"J\n\x0e\x41\x64justResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x03 \x01(\x08\"K\n\x12SetDailyCapRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\tdaily_cap\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x0c\n\n_daily_cap\"P\n\x13SetDailyCapResponse\x12\x16\n\tdaily_cap\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x0bspent_today\x18\x02 \x01(\x03\x42\x0c\n\n_daily_cap\"\xb4\x02\n\x0bTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x33\n\x04kind\x18\x02 \x01(\x0e\x32%.agentloom.billing.v1.TransactionKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x15\n\rbalance_after\x18\x04 \x01(\x03\x12\x10\n\x08graph_id\x18\x05 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x06 \x01(\t\x12\x0f\n\x07node_id\x18\x07 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x08 \x01(\t\x12\x19\n\x11node_execution_id\x18\t \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nusage_json\x18\x0c \x01(\t\"\xae\x01\n\x17ListTransactionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x33\n\x04kind\x18\x04 \x01(\x0e\x32%.agentloom.billing.v1.TransactionKind\x12\x10\n\x08graph_id\x18\x05 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x06 \x01(\t\"l\n\x18ListTransactionsResponse\x12\x37\n\x0ctransactions\x18\x01 \x03(\x0b\x32!.agentloom.billing.v1.Transaction\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb2\x01\n\nUsageGroup\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63harged\x18\x03 \x01(\x03\x12\x10\n\x08refunded\x18\x04 \x01(\x03\x12\x0b\n\x03net\x18\x05 \x01(\x03\x12\x17\n\x0fnode_executions\x18\x06 \x01(\x03\x12\x33\n\x0flast_charged_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x01\n\x0fGetUsageRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x34\n\x08group_by\x18\x02 \x01(\x0e\x32\".agentloom.billing.v1.UsageGroupBy\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x10\n\x08graph_id\x18\x05 \x01(\t\"]\n\x10GetUsageResponse\x12\x30\n\x06groups\x18\x01 \x03(\x0b\x32 .agentloom.billing.v1.UsageGroup\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x0c\x45stimateNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\t\x12\x1a\n\x12input_default_json\x18\x03 \x01(\t\"2\n\x0c\x45stimateLink\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x0f\n\x07sink_id\x18\x02 \x01(\t\"\x8c\x01\n\x13\x45stimateCostRequest\x12\x31\n\x05nodes\x18\x01 \x03(\x0b\x32\".agentloom.billing.v1.EstimateNode\x12\x31\n\x05links\x18\x02 \x03(\x0b\x32\".agentloom.billing.v1.EstimateLink\x12\x0f\n\x07user_id\x18\x03 \x01(\t\"S\n\x0cNodeEstimate\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63redits\x18\x03 \x01(\x03\x12\x0f\n\x07seconds\x18\x04 \x01(\x01\"\xcf\x01\n\x14\x45stimateCostResponse\x12\x31\n\x05nodes\x18\x01 \x03(\x0b\x32\".agentloom.billing.v1.NodeEstimate\x12\x15\n\rtotal_credits\x18\x02 \x01(\x03\x12\x15\n\rtotal_seconds\x18\x03 \x01(\x01\x12\x1d\n\x15\x63ritical_path_seconds\x18\x04 \x01(\x01\x12\x12\n\nhas_cycles\x18\x05 \x01(\x08\x12\x0f\n\x07\x62\x61lance\x18\x06 \x01(\x03\x12\x12\n\nsufficient\x18\x07 \x01(\x08*\xc6\x01\n\x0fTransactionKind\x12 \n\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRANSACTION_KIND_GRANT\x10\x01\x12\x1b\n\x17TRANSACTION_KIND_TOP_UP\x10\x02\x12\x1a\n\x16TRANSACTION_KIND_USAGE\x10\x03\x12\x1b\n\x17TRANSACTION_KIND_REFUND\x10\x04\x12\x1f\n\x1bTRANSACTION_KIND_ADJUSTMENT\x10\x05*f\n\x0cUsageGroupBy\x12\x1e\n\x1aUSAGE_GROUP_BY_UNSPECIFIED\x10\x00\x12\x18\n\x14USAGE_GROUP_BY_GRAPH\x10\x01\x12\x1c\n\x18USAGE_GROUP_BY_EXECUTION\x10\x02\x32\x94\x08\n\x0e\x42illingService\x12_\n\nGetBalance\x12\'.agentloom.billing.v1.GetBalanceRequest\x1a(.agentloom.billing.v1.GetBalanceResponse\x12\x65\n\x0c\x43heckBalance\x12).agentloom.billing.v1.CheckBalanceRequest\x1a*.agentloom.billing.v1.CheckBalanceResponse\x12S\n\x06\x43harge\x12#.agentloom.billing.v1.ChargeRequest\x1a$.agentloom.billing.v1.ChargeResponse\x12S\n\x06Refund\x12#.agentloom.billing.v1.RefundRequest\x1a$.agentloom.billing.v1.RefundResponse\x12P\n\x05Grant\x12\".agentloom.billing.v1.GrantRequest\x1a#.agentloom.billing.v1.GrantResponse\x12P\n\x05TopUp\x12\".agentloom.billing.v1.TopUpRequest\x1a#.agentloom.billing.v1.TopUpResponse\x12S\n\x06\x41\x64just\x12#.agentloom.billing.v1.AdjustRequest\x1a$.agentloom.billing.v1.AdjustResponse\x12\x62\n\x0bSetDailyCap\x12(.agentloom.billing.v1.SetDailyCapRequest\x1a).agentloom.billing.v1.SetDailyCapResponse\x12q\n\x10ListTransactions\x12-.agentloom.billing.v1.ListTransactionsRequest\x1a..agentloom.billing.v1.ListTransactionsResponse\x12Y\n\x08GetUsage\x12%.agentloom.billing.v1.GetUsageRequest\x1a&.agentloom.billing.v1.GetUsageResponse\x12\x65\n\x0c\x45stimateCost\x12).agentloom.billing.v1.EstimateCostRequest\x1a*.agentloom.billing.v1.EstimateCostResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentloom.billing.v1.billing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETBALANCEREQUEST']._serialized_start=60
-  _globals['_GETBALANCEREQUEST']._serialized_end=96
-  _globals['_GETBALANCERESPONSE']._serialized_start=98
-  _globals['_GETBALANCERESPONSE']._serialized_end=135
-  _globals['_CHECKBALANCEREQUEST']._serialized_start=137
-  _globals['_CHECKBALANCEREQUEST']._serialized_end=191
-  _globals['_CHECKBALANCERESPONSE']._serialized_start=193
-  _globals['_CHECKBALANCERESPONSE']._serialized_end=252
-  _globals['_CHARGEREQUEST']._serialized_start=255
-  _globals['_CHARGEREQUEST']._serialized_end=403
-  _globals['_CHARGERESPONSE']._serialized_start=405
-  _globals['_CHARGERESPONSE']._serialized_end=479
-  _globals['_BILLINGSERVICE']._serialized_start=482
-  _globals['_BILLINGSERVICE']._serialized_end=783
+  _globals['_TRANSACTIONKIND']._serialized_start=3304
+  _globals['_TRANSACTIONKIND']._serialized_end=3502
+  _globals['_USAGEGROUPBY']._serialized_start=3504
+  _globals['_USAGEGROUPBY']._serialized_end=3606
+  _globals['_GETBALANCEREQUEST']._serialized_start=93
+  _globals['_GETBALANCEREQUEST']._serialized_end=129
+  _globals['_GETBALANCERESPONSE']._serialized_start=131
+  _globals['_GETBALANCERESPONSE']._serialized_end=168
+  _globals['_CHECKBALANCEREQUEST']._serialized_start=170
+  _globals['_CHECKBALANCEREQUEST']._serialized_end=224
+  _globals['_CHECKBALANCERESPONSE']._serialized_start=226
+  _globals['_CHECKBALANCERESPONSE']._serialized_end=285
+  _globals['_TOKENUSAGE']._serialized_start=287
+  _globals['_TOKENUSAGE']._serialized_end=364
+  _globals['_USAGE']._serialized_start=366
+  _globals['_USAGE']._serialized_end=487
+  _globals['_CHARGEREQUEST']._serialized_start=490
+  _globals['_CHARGEREQUEST']._serialized_end=750
+  _globals['_CHARGERESPONSE']._serialized_start=752
+  _globals['_CHARGERESPONSE']._serialized_end=842
+  _globals['_REFUNDREQUEST']._serialized_start=844
+  _globals['_REFUNDREQUEST']._serialized_end=951
+  _globals['_REFUNDRESPONSE']._serialized_start=953
+  _globals['_REFUNDRESPONSE']._serialized_end=1044
+  _globals['_GRANTREQUEST']._serialized_start=1046
+  _globals['_GRANTREQUEST']._serialized_end=1139
+  _globals['_GRANTRESPONSE']._serialized_start=1141
+  _globals['_GRANTRESPONSE']._serialized_end=1214
+  _globals['_TOPUPREQUEST']._serialized_start=1216
+  _globals['_TOPUPREQUEST']._serialized_end=1309
+  _globals['_TOPUPRESPONSE']._serialized_start=1311
+  _globals['_TOPUPRESPONSE']._serialized_end=1384
+  _globals['_ADJUSTREQUEST']._serialized_start=1386
+  _globals['_ADJUSTREQUEST']._serialized_end=1480
+  _globals['_ADJUSTRESPONSE']._serialized_start=1482
+  _globals['_ADJUSTRESPONSE']._serialized_end=1556
+  _globals['_SETDAILYCAPREQUEST']._serialized_start=1558
+  _globals['_SETDAILYCAPREQUEST']._serialized_end=1633
+  _globals['_SETDAILYCAPRESPONSE']._serialized_start=1635
+  _globals['_SETDAILYCAPRESPONSE']._serialized_end=1715
+  _globals['_TRANSACTION']._serialized_start=1718
+  _globals['_TRANSACTION']._serialized_end=2026
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=2029
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=2203
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=2205
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=2313
+  _globals['_USAGEGROUP']._serialized_start=2316
+  _globals['_USAGEGROUP']._serialized_end=2494
+  _globals['_GETUSAGEREQUEST']._serialized_start=2497
+  _globals['_GETUSAGEREQUEST']._serialized_end=2642
+  _globals['_GETUSAGERESPONSE']._serialized_start=2644
+  _globals['_GETUSAGERESPONSE']._serialized_end=2737
+  _globals['_ESTIMATENODE']._serialized_start=2739
+  _globals['_ESTIMATENODE']._serialized_end=2811
+  _globals['_ESTIMATELINK']._serialized_start=2813
+  _globals['_ESTIMATELINK']._serialized_end=2863
+  _globals['_ESTIMATECOSTREQUEST']._serialized_start=2866
+  _globals['_ESTIMATECOSTREQUEST']._serialized_end=3006
+  _globals['_NODEESTIMATE']._serialized_start=3008
+  _globals['_NODEESTIMATE']._serialized_end=3091
+  _globals['_ESTIMATECOSTRESPONSE']._serialized_start=3094
+  _globals['_ESTIMATECOSTRESPONSE']._serialized_end=3301
+  _globals['_BILLINGSERVICE']._serialized_start=3609
+  _globals['_BILLINGSERVICE']._serialized_end=4653
 # @@protoc_insertion_point(module_scope)

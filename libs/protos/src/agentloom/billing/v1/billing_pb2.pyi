@@ -3,8 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -16,10 +20,49 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-@_typing.final
-class GetBalanceRequest(_message.Message):
+class _TransactionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TransactionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TransactionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRANSACTION_KIND_UNSPECIFIED: _TransactionKind.ValueType  # 0
+    TRANSACTION_KIND_GRANT: _TransactionKind.ValueType  # 1
+    TRANSACTION_KIND_TOP_UP: _TransactionKind.ValueType  # 2
+    TRANSACTION_KIND_USAGE: _TransactionKind.ValueType  # 3
+    TRANSACTION_KIND_REFUND: _TransactionKind.ValueType  # 4
+    TRANSACTION_KIND_ADJUSTMENT: _TransactionKind.ValueType  # 5
+
+class TransactionKind(_TransactionKind, metaclass=_TransactionKindEnumTypeWrapper):
     """Credits are integers everywhere."""
 
+TRANSACTION_KIND_UNSPECIFIED: TransactionKind.ValueType  # 0
+TRANSACTION_KIND_GRANT: TransactionKind.ValueType  # 1
+TRANSACTION_KIND_TOP_UP: TransactionKind.ValueType  # 2
+TRANSACTION_KIND_USAGE: TransactionKind.ValueType  # 3
+TRANSACTION_KIND_REFUND: TransactionKind.ValueType  # 4
+TRANSACTION_KIND_ADJUSTMENT: TransactionKind.ValueType  # 5
+Global___TransactionKind: _TypeAlias = TransactionKind  # noqa: Y015
+
+class _UsageGroupBy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UsageGroupByEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UsageGroupBy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    USAGE_GROUP_BY_UNSPECIFIED: _UsageGroupBy.ValueType  # 0
+    USAGE_GROUP_BY_GRAPH: _UsageGroupBy.ValueType  # 1
+    USAGE_GROUP_BY_EXECUTION: _UsageGroupBy.ValueType  # 2
+
+class UsageGroupBy(_UsageGroupBy, metaclass=_UsageGroupByEnumTypeWrapper): ...
+
+USAGE_GROUP_BY_UNSPECIFIED: UsageGroupBy.ValueType  # 0
+USAGE_GROUP_BY_GRAPH: UsageGroupBy.ValueType  # 1
+USAGE_GROUP_BY_EXECUTION: UsageGroupBy.ValueType  # 2
+Global___UsageGroupBy: _TypeAlias = UsageGroupBy  # noqa: Y015
+
+@_typing.final
+class GetBalanceRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -101,6 +144,64 @@ class CheckBalanceResponse(_message.Message):
 Global___CheckBalanceResponse: _TypeAlias = CheckBalanceResponse  # noqa: Y015
 
 @_typing.final
+class TokenUsage(_message.Message):
+    """LLM tokens one node execution used with one model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    prompt_tokens: _builtins.int
+    completion_tokens: _builtins.int
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        prompt_tokens: _builtins.int = ...,
+        completion_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_tokens", b"completion_tokens", "model", b"model", "prompt_tokens", b"prompt_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenUsage: _TypeAlias = TokenUsage  # noqa: Y015
+
+@_typing.final
+class Usage(_message.Message):
+    """What one node execution used; billing prices it with its cost table."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_BYTES_FIELD_NUMBER: _builtins.int
+    OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    input_bytes: _builtins.int
+    output_bytes: _builtins.int
+    duration_ms: _builtins.int
+    @_builtins.property
+    def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenUsage]: ...
+    def __init__(
+        self,
+        *,
+        input_bytes: _builtins.int = ...,
+        output_bytes: _builtins.int = ...,
+        duration_ms: _builtins.int = ...,
+        tokens: _abc.Iterable[Global___TokenUsage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "input_bytes", b"input_bytes", "output_bytes", b"output_bytes", "tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Usage: _TypeAlias = Usage  # noqa: Y015
+
+@_typing.final
 class ChargeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -111,30 +212,50 @@ class ChargeRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _builtins.int
     NODE_ID_FIELD_NUMBER: _builtins.int
     BLOCK_ID_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    EXECUTION_BUDGET_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     idempotency_key: _builtins.str
     """The node execution id: the same key charges once, however often it is sent."""
     amount: _builtins.int
+    """Credits to take. When absent, billing prices `usage` for `block_id` from its cost table
+    (a computed 0 writes nothing and answers charged=false, amount=0).
+    """
     graph_id: _builtins.str
     execution_id: _builtins.str
     node_id: _builtins.str
     block_id: _builtins.str
+    execution_budget: _builtins.int
+    """The execution's credit cap (`max_credits` on execute); absent: no cap. Needs execution_id.
+    Send it on every charge of the execution: the first one registers it.
+    """
+    @_builtins.property
+    def usage(self) -> Global___Usage: ...
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         idempotency_key: _builtins.str = ...,
-        amount: _builtins.int = ...,
+        amount: _builtins.int | None = ...,
         graph_id: _builtins.str = ...,
         execution_id: _builtins.str = ...,
         node_id: _builtins.str = ...,
         block_id: _builtins.str = ...,
+        usage: Global___Usage | None = ...,
+        execution_budget: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "_execution_budget", b"_execution_budget", "amount", b"amount", "execution_budget", b"execution_budget", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "block_id", b"block_id", "execution_id", b"execution_id", "graph_id", b"graph_id", "idempotency_key", b"idempotency_key", "node_id", b"node_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "_execution_budget", b"_execution_budget", "amount", b"amount", "block_id", b"block_id", "execution_budget", b"execution_budget", "execution_id", b"execution_id", "graph_id", b"graph_id", "idempotency_key", b"idempotency_key", "node_id", b"node_id", "usage", b"usage", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__amount: _TypeAlias = _typing.Literal["amount"]  # noqa: Y015
+    _WhichOneofArgType__amount: _TypeAlias = _typing.Literal["_amount", b"_amount"]  # noqa: Y015
+    _WhichOneofReturnType__execution_budget: _TypeAlias = _typing.Literal["execution_budget"]  # noqa: Y015
+    _WhichOneofArgType__execution_budget: _TypeAlias = _typing.Literal["_execution_budget", b"_execution_budget"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__amount) -> _WhichOneofReturnType__amount | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__execution_budget) -> _WhichOneofReturnType__execution_budget | None: ...
 
 Global___ChargeRequest: _TypeAlias = ChargeRequest  # noqa: Y015
 
@@ -145,21 +266,661 @@ class ChargeResponse(_message.Message):
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
     CHARGED_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
     transaction_id: _builtins.str
     balance: _builtins.int
     charged: _builtins.bool
     """False when the key had already been charged (a replay)."""
+    amount: _builtins.int
+    """Credits this key charged (for a replay: the first charge's)."""
     def __init__(
         self,
         *,
         transaction_id: _builtins.str = ...,
         balance: _builtins.int = ...,
         charged: _builtins.bool = ...,
+        amount: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "charged", b"charged", "transaction_id", b"transaction_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance", b"balance", "charged", b"charged", "transaction_id", b"transaction_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChargeResponse: _TypeAlias = ChargeResponse  # noqa: Y015
+
+@_typing.final
+class RefundRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    NODE_EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    node_execution_id: _builtins.str
+    """The charge's idempotency key (the node execution id). Refunds at most once: the refund's
+    own key is `refund:<node_execution_id>`.
+    """
+    amount: _builtins.int
+    """Credits to give back, at most what was charged; absent: all of it."""
+    reason: _builtins.str
+    """Why (kept on the ledger row), e.g. "retries exhausted: runner lost"."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        node_execution_id: _builtins.str = ...,
+        amount: _builtins.int | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount", b"_amount", "amount", b"amount", "node_execution_id", b"node_execution_id", "reason", b"reason", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__amount: _TypeAlias = _typing.Literal["amount"]  # noqa: Y015
+    _WhichOneofArgType__amount: _TypeAlias = _typing.Literal["_amount", b"_amount"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__amount) -> _WhichOneofReturnType__amount | None: ...
+
+Global___RefundRequest: _TypeAlias = RefundRequest  # noqa: Y015
+
+@_typing.final
+class RefundResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    REFUNDED_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    amount: _builtins.int
+    balance: _builtins.int
+    refunded: _builtins.bool
+    """False when this node execution had already been refunded (a replay)."""
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        balance: _builtins.int = ...,
+        refunded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance", b"balance", "refunded", b"refunded", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundResponse: _TypeAlias = RefundResponse  # noqa: Y015
+
+@_typing.final
+class GrantRequest(_message.Message):
+    """Admin credit movements. The key is the caller's: the same key applies once."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    idempotency_key: _builtins.str
+    amount: _builtins.int
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "idempotency_key", b"idempotency_key", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantRequest: _TypeAlias = GrantRequest  # noqa: Y015
+
+@_typing.final
+class GrantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    balance: _builtins.int
+    applied: _builtins.bool
+    """False for a replay of the key."""
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        balance: _builtins.int = ...,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "balance", b"balance", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantResponse: _TypeAlias = GrantResponse  # noqa: Y015
+
+@_typing.final
+class TopUpRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    idempotency_key: _builtins.str
+    amount: _builtins.int
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "idempotency_key", b"idempotency_key", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopUpRequest: _TypeAlias = TopUpRequest  # noqa: Y015
+
+@_typing.final
+class TopUpResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    balance: _builtins.int
+    applied: _builtins.bool
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        balance: _builtins.int = ...,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "balance", b"balance", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopUpResponse: _TypeAlias = TopUpResponse  # noqa: Y015
+
+@_typing.final
+class AdjustRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    idempotency_key: _builtins.str
+    amount: _builtins.int
+    """Signed; never takes the balance below zero (INSUFFICIENT_CREDITS)."""
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "description", b"description", "idempotency_key", b"idempotency_key", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdjustRequest: _TypeAlias = AdjustRequest  # noqa: Y015
+
+@_typing.final
+class AdjustResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    transaction_id: _builtins.str
+    balance: _builtins.int
+    applied: _builtins.bool
+    def __init__(
+        self,
+        *,
+        transaction_id: _builtins.str = ...,
+        balance: _builtins.int = ...,
+        applied: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "balance", b"balance", "transaction_id", b"transaction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdjustResponse: _TypeAlias = AdjustResponse  # noqa: Y015
+
+@_typing.final
+class SetDailyCapRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    DAILY_CAP_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    daily_cap: _builtins.int
+    """The user's own cap on credits charged per UTC day; absent: back to the service default."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        daily_cap: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_daily_cap", b"_daily_cap", "daily_cap", b"daily_cap"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daily_cap", b"_daily_cap", "daily_cap", b"daily_cap", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__daily_cap: _TypeAlias = _typing.Literal["daily_cap"]  # noqa: Y015
+    _WhichOneofArgType__daily_cap: _TypeAlias = _typing.Literal["_daily_cap", b"_daily_cap"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__daily_cap) -> _WhichOneofReturnType__daily_cap | None: ...
+
+Global___SetDailyCapRequest: _TypeAlias = SetDailyCapRequest  # noqa: Y015
+
+@_typing.final
+class SetDailyCapResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAILY_CAP_FIELD_NUMBER: _builtins.int
+    SPENT_TODAY_FIELD_NUMBER: _builtins.int
+    daily_cap: _builtins.int
+    """The cap now in force (absent: none)."""
+    spent_today: _builtins.int
+    def __init__(
+        self,
+        *,
+        daily_cap: _builtins.int | None = ...,
+        spent_today: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_daily_cap", b"_daily_cap", "daily_cap", b"daily_cap"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_daily_cap", b"_daily_cap", "daily_cap", b"daily_cap", "spent_today", b"spent_today"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__daily_cap: _TypeAlias = _typing.Literal["daily_cap"]  # noqa: Y015
+    _WhichOneofArgType__daily_cap: _TypeAlias = _typing.Literal["_daily_cap", b"_daily_cap"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__daily_cap) -> _WhichOneofReturnType__daily_cap | None: ...
+
+Global___SetDailyCapResponse: _TypeAlias = SetDailyCapResponse  # noqa: Y015
+
+@_typing.final
+class Transaction(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    BALANCE_AFTER_FIELD_NUMBER: _builtins.int
+    GRAPH_ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    BLOCK_ID_FIELD_NUMBER: _builtins.int
+    NODE_EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    USAGE_JSON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    kind: Global___TransactionKind.ValueType
+    amount: _builtins.int
+    """Signed: usage negative, grants, top-ups and refunds positive."""
+    balance_after: _builtins.int
+    graph_id: _builtins.str
+    execution_id: _builtins.str
+    node_id: _builtins.str
+    block_id: _builtins.str
+    node_execution_id: _builtins.str
+    """Usage and refund rows: the node execution charged or refunded."""
+    description: _builtins.str
+    usage_json: _builtins.str
+    """Usage rows priced from the cost table: what was priced, as JSON."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        kind: Global___TransactionKind.ValueType = ...,
+        amount: _builtins.int = ...,
+        balance_after: _builtins.int = ...,
+        graph_id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        block_id: _builtins.str = ...,
+        node_execution_id: _builtins.str = ...,
+        description: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        usage_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "block_id", b"block_id", "created_at", b"created_at", "description", b"description", "execution_id", b"execution_id", "graph_id", b"graph_id", "id", b"id", "kind", b"kind", "node_execution_id", b"node_execution_id", "node_id", b"node_id", "usage_json", b"usage_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Transaction: _TypeAlias = Transaction  # noqa: Y015
+
+@_typing.final
+class ListTransactionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    GRAPH_ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    kind: Global___TransactionKind.ValueType
+    """Filters; empty / UNSPECIFIED: all."""
+    graph_id: _builtins.str
+    execution_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        kind: Global___TransactionKind.ValueType = ...,
+        graph_id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution_id", b"execution_id", "graph_id", b"graph_id", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTransactionsRequest: _TypeAlias = ListTransactionsRequest  # noqa: Y015
+
+@_typing.final
+class ListTransactionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def transactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transaction]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        transactions: _abc.Iterable[Global___Transaction] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "transactions", b"transactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTransactionsResponse: _TypeAlias = ListTransactionsResponse  # noqa: Y015
+
+@_typing.final
+class UsageGroup(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRAPH_ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    CHARGED_FIELD_NUMBER: _builtins.int
+    REFUNDED_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    NODE_EXECUTIONS_FIELD_NUMBER: _builtins.int
+    LAST_CHARGED_AT_FIELD_NUMBER: _builtins.int
+    graph_id: _builtins.str
+    execution_id: _builtins.str
+    """Set when grouped by execution."""
+    charged: _builtins.int
+    refunded: _builtins.int
+    net: _builtins.int
+    """charged - refunded."""
+    node_executions: _builtins.int
+    """Usage rows (charged node executions)."""
+    @_builtins.property
+    def last_charged_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        graph_id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+        charged: _builtins.int = ...,
+        refunded: _builtins.int = ...,
+        net: _builtins.int = ...,
+        node_executions: _builtins.int = ...,
+        last_charged_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_charged_at", b"last_charged_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged", b"charged", "execution_id", b"execution_id", "graph_id", b"graph_id", "last_charged_at", b"last_charged_at", "net", b"net", "node_executions", b"node_executions", "refunded", b"refunded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageGroup: _TypeAlias = UsageGroup  # noqa: Y015
+
+@_typing.final
+class GetUsageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    GROUP_BY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    GRAPH_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    group_by: Global___UsageGroupBy.ValueType
+    page_size: _builtins.int
+    page_token: _builtins.str
+    graph_id: _builtins.str
+    """Only this graph's usage (e.g. its executions)."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        group_by: Global___UsageGroupBy.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        graph_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph_id", b"graph_id", "group_by", b"group_by", "page_size", b"page_size", "page_token", b"page_token", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageRequest: _TypeAlias = GetUsageRequest  # noqa: Y015
+
+@_typing.final
+class GetUsageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageGroup]:
+        """Ordered by graph id (or execution id)."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___UsageGroup] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015
+
+@_typing.final
+class EstimateNode(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    BLOCK_ID_FIELD_NUMBER: _builtins.int
+    INPUT_DEFAULT_JSON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    block_id: _builtins.str
+    input_default_json: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        block_id: _builtins.str = ...,
+        input_default_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_id", b"block_id", "id", b"id", "input_default_json", b"input_default_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateNode: _TypeAlias = EstimateNode  # noqa: Y015
+
+@_typing.final
+class EstimateLink(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_ID_FIELD_NUMBER: _builtins.int
+    SINK_ID_FIELD_NUMBER: _builtins.int
+    source_id: _builtins.str
+    sink_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        source_id: _builtins.str = ...,
+        sink_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sink_id", b"sink_id", "source_id", b"source_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateLink: _TypeAlias = EstimateLink  # noqa: Y015
+
+@_typing.final
+class EstimateCostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODES_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """When set, the response also says whether this user's balance covers the total."""
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___EstimateNode]: ...
+    @_builtins.property
+    def links(self) -> _containers.RepeatedCompositeFieldContainer[Global___EstimateLink]: ...
+    def __init__(
+        self,
+        *,
+        nodes: _abc.Iterable[Global___EstimateNode] | None = ...,
+        links: _abc.Iterable[Global___EstimateLink] | None = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["links", b"links", "nodes", b"nodes", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateCostRequest: _TypeAlias = EstimateCostRequest  # noqa: Y015
+
+@_typing.final
+class NodeEstimate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    BLOCK_ID_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    block_id: _builtins.str
+    credits: _builtins.int
+    seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        block_id: _builtins.str = ...,
+        credits: _builtins.int = ...,
+        seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_id", b"block_id", "credits", b"credits", "node_id", b"node_id", "seconds", b"seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeEstimate: _TypeAlias = NodeEstimate  # noqa: Y015
+
+@_typing.final
+class EstimateCostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODES_FIELD_NUMBER: _builtins.int
+    TOTAL_CREDITS_FIELD_NUMBER: _builtins.int
+    TOTAL_SECONDS_FIELD_NUMBER: _builtins.int
+    CRITICAL_PATH_SECONDS_FIELD_NUMBER: _builtins.int
+    HAS_CYCLES_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    SUFFICIENT_FIELD_NUMBER: _builtins.int
+    total_credits: _builtins.int
+    """Every node run once."""
+    total_seconds: _builtins.float
+    """Sum of the nodes' estimated run times, and the longest chain of linked nodes."""
+    critical_path_seconds: _builtins.float
+    has_cycles: _builtins.bool
+    """A loop runs its nodes more than once: the totals are then a lower bound."""
+    balance: _builtins.int
+    """Only when user_id was set."""
+    sufficient: _builtins.bool
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeEstimate]: ...
+    def __init__(
+        self,
+        *,
+        nodes: _abc.Iterable[Global___NodeEstimate] | None = ...,
+        total_credits: _builtins.int = ...,
+        total_seconds: _builtins.float = ...,
+        critical_path_seconds: _builtins.float = ...,
+        has_cycles: _builtins.bool = ...,
+        balance: _builtins.int = ...,
+        sufficient: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "critical_path_seconds", b"critical_path_seconds", "has_cycles", b"has_cycles", "nodes", b"nodes", "sufficient", b"sufficient", "total_credits", b"total_credits", "total_seconds", b"total_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateCostResponse: _TypeAlias = EstimateCostResponse  # noqa: Y015

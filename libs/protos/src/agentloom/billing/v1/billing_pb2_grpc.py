@@ -49,6 +49,46 @@ class BillingServiceStub:
                 request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ChargeRequest.SerializeToString,
                 response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ChargeResponse.FromString,
                 _registered_method=True)
+        self.Refund = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/Refund',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.RefundRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.RefundResponse.FromString,
+                _registered_method=True)
+        self.Grant = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/Grant',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.GrantRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.GrantResponse.FromString,
+                _registered_method=True)
+        self.TopUp = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/TopUp',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.TopUpRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.TopUpResponse.FromString,
+                _registered_method=True)
+        self.Adjust = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/Adjust',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.AdjustRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.AdjustResponse.FromString,
+                _registered_method=True)
+        self.SetDailyCap = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/SetDailyCap',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.SetDailyCapRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.SetDailyCapResponse.FromString,
+                _registered_method=True)
+        self.ListTransactions = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/ListTransactions',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ListTransactionsRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ListTransactionsResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/GetUsage',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
+        self.EstimateCost = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/EstimateCost',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -67,8 +107,60 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Charge(self, request, context):
-        """Fails with FAILED_PRECONDITION (reason INSUFFICIENT_CREDITS) when the balance is too low.
+        """Fails with FAILED_PRECONDITION: reason INSUFFICIENT_CREDITS (balance, required),
+        BUDGET_EXCEEDED (max_credits, spent, required) or DAILY_CAP_EXCEEDED (daily_cap,
+        spent_today, required); a refused charge records nothing.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Refund(self, request, context):
+        """FAILED_PRECONDITION NOT_CHARGED when the node execution has no charge of this user,
+        REFUND_EXCEEDS_CHARGE (charged) when amount is more than was charged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Grant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TopUp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Adjust(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDailyCap(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTransactions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimateCost(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -90,6 +182,46 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.Charge,
                     request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ChargeRequest.FromString,
                     response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ChargeResponse.SerializeToString,
+            ),
+            'Refund': grpc.unary_unary_rpc_method_handler(
+                    servicer.Refund,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.RefundRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.RefundResponse.SerializeToString,
+            ),
+            'Grant': grpc.unary_unary_rpc_method_handler(
+                    servicer.Grant,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.GrantRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.GrantResponse.SerializeToString,
+            ),
+            'TopUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.TopUp,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.TopUpRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.TopUpResponse.SerializeToString,
+            ),
+            'Adjust': grpc.unary_unary_rpc_method_handler(
+                    servicer.Adjust,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.AdjustRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.AdjustResponse.SerializeToString,
+            ),
+            'SetDailyCap': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDailyCap,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.SetDailyCapRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.SetDailyCapResponse.SerializeToString,
+            ),
+            'ListTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTransactions,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ListTransactionsRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ListTransactionsResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.GetUsageRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'EstimateCost': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateCost,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +305,222 @@ class BillingService:
             '/agentloom.billing.v1.BillingService/Charge',
             agentloom_dot_billing_dot_v1_dot_billing__pb2.ChargeRequest.SerializeToString,
             agentloom_dot_billing_dot_v1_dot_billing__pb2.ChargeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Refund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/Refund',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.RefundRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.RefundResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Grant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/Grant',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.GrantRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.GrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TopUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/TopUp',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.TopUpRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.TopUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Adjust(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/Adjust',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.AdjustRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.AdjustResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDailyCap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/SetDailyCap',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.SetDailyCapRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.SetDailyCapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/ListTransactions',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.ListTransactionsRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.ListTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/GetUsage',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.GetUsageRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateCost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/EstimateCost',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostResponse.FromString,
             options,
             channel_credentials,
             insecure,

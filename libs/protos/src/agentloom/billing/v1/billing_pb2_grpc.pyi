@@ -34,7 +34,21 @@ class BillingServiceStub:
     GetBalance: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetBalanceRequest, _billing_pb2.GetBalanceResponse]
     CheckBalance: _grpc.UnaryUnaryMultiCallable[_billing_pb2.CheckBalanceRequest, _billing_pb2.CheckBalanceResponse]
     Charge: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ChargeRequest, _billing_pb2.ChargeResponse]
-    """Fails with FAILED_PRECONDITION (reason INSUFFICIENT_CREDITS) when the balance is too low."""
+    """Fails with FAILED_PRECONDITION: reason INSUFFICIENT_CREDITS (balance, required),
+    BUDGET_EXCEEDED (max_credits, spent, required) or DAILY_CAP_EXCEEDED (daily_cap,
+    spent_today, required); a refused charge records nothing.
+    """
+    Refund: _grpc.UnaryUnaryMultiCallable[_billing_pb2.RefundRequest, _billing_pb2.RefundResponse]
+    """FAILED_PRECONDITION NOT_CHARGED when the node execution has no charge of this user,
+    REFUND_EXCEEDS_CHARGE (charged) when amount is more than was charged.
+    """
+    Grant: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GrantRequest, _billing_pb2.GrantResponse]
+    TopUp: _grpc.UnaryUnaryMultiCallable[_billing_pb2.TopUpRequest, _billing_pb2.TopUpResponse]
+    Adjust: _grpc.UnaryUnaryMultiCallable[_billing_pb2.AdjustRequest, _billing_pb2.AdjustResponse]
+    SetDailyCap: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SetDailyCapRequest, _billing_pb2.SetDailyCapResponse]
+    ListTransactions: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListTransactionsRequest, _billing_pb2.ListTransactionsResponse]
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetUsageRequest, _billing_pb2.GetUsageResponse]
+    EstimateCost: _grpc.UnaryUnaryMultiCallable[_billing_pb2.EstimateCostRequest, _billing_pb2.EstimateCostResponse]
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -42,7 +56,21 @@ class BillingServiceAsyncStub(BillingServiceStub):
     GetBalance: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetBalanceRequest, _billing_pb2.GetBalanceResponse]  # type: ignore[assignment]
     CheckBalance: _aio.UnaryUnaryMultiCallable[_billing_pb2.CheckBalanceRequest, _billing_pb2.CheckBalanceResponse]  # type: ignore[assignment]
     Charge: _aio.UnaryUnaryMultiCallable[_billing_pb2.ChargeRequest, _billing_pb2.ChargeResponse]  # type: ignore[assignment]
-    """Fails with FAILED_PRECONDITION (reason INSUFFICIENT_CREDITS) when the balance is too low."""
+    """Fails with FAILED_PRECONDITION: reason INSUFFICIENT_CREDITS (balance, required),
+    BUDGET_EXCEEDED (max_credits, spent, required) or DAILY_CAP_EXCEEDED (daily_cap,
+    spent_today, required); a refused charge records nothing.
+    """
+    Refund: _aio.UnaryUnaryMultiCallable[_billing_pb2.RefundRequest, _billing_pb2.RefundResponse]  # type: ignore[assignment]
+    """FAILED_PRECONDITION NOT_CHARGED when the node execution has no charge of this user,
+    REFUND_EXCEEDS_CHARGE (charged) when amount is more than was charged.
+    """
+    Grant: _aio.UnaryUnaryMultiCallable[_billing_pb2.GrantRequest, _billing_pb2.GrantResponse]  # type: ignore[assignment]
+    TopUp: _aio.UnaryUnaryMultiCallable[_billing_pb2.TopUpRequest, _billing_pb2.TopUpResponse]  # type: ignore[assignment]
+    Adjust: _aio.UnaryUnaryMultiCallable[_billing_pb2.AdjustRequest, _billing_pb2.AdjustResponse]  # type: ignore[assignment]
+    SetDailyCap: _aio.UnaryUnaryMultiCallable[_billing_pb2.SetDailyCapRequest, _billing_pb2.SetDailyCapResponse]  # type: ignore[assignment]
+    ListTransactions: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListTransactionsRequest, _billing_pb2.ListTransactionsResponse]  # type: ignore[assignment]
+    GetUsage: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetUsageRequest, _billing_pb2.GetUsageResponse]  # type: ignore[assignment]
+    EstimateCost: _aio.UnaryUnaryMultiCallable[_billing_pb2.EstimateCostRequest, _billing_pb2.EstimateCostResponse]  # type: ignore[assignment]
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -65,6 +93,68 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.ChargeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.ChargeResponse, _abc.Awaitable[_billing_pb2.ChargeResponse]]:
-        """Fails with FAILED_PRECONDITION (reason INSUFFICIENT_CREDITS) when the balance is too low."""
+        """Fails with FAILED_PRECONDITION: reason INSUFFICIENT_CREDITS (balance, required),
+        BUDGET_EXCEEDED (max_credits, spent, required) or DAILY_CAP_EXCEEDED (daily_cap,
+        spent_today, required); a refused charge records nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def Refund(
+        self,
+        request: _billing_pb2.RefundRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.RefundResponse, _abc.Awaitable[_billing_pb2.RefundResponse]]:
+        """FAILED_PRECONDITION NOT_CHARGED when the node execution has no charge of this user,
+        REFUND_EXCEEDS_CHARGE (charged) when amount is more than was charged.
+        """
+
+    @_abc_1.abstractmethod
+    def Grant(
+        self,
+        request: _billing_pb2.GrantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GrantResponse, _abc.Awaitable[_billing_pb2.GrantResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def TopUp(
+        self,
+        request: _billing_pb2.TopUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.TopUpResponse, _abc.Awaitable[_billing_pb2.TopUpResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Adjust(
+        self,
+        request: _billing_pb2.AdjustRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.AdjustResponse, _abc.Awaitable[_billing_pb2.AdjustResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetDailyCap(
+        self,
+        request: _billing_pb2.SetDailyCapRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.SetDailyCapResponse, _abc.Awaitable[_billing_pb2.SetDailyCapResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTransactions(
+        self,
+        request: _billing_pb2.ListTransactionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListTransactionsResponse, _abc.Awaitable[_billing_pb2.ListTransactionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _billing_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetUsageResponse, _abc.Awaitable[_billing_pb2.GetUsageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def EstimateCost(
+        self,
+        request: _billing_pb2.EstimateCostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.EstimateCostResponse, _abc.Awaitable[_billing_pb2.EstimateCostResponse]]: ...
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
