@@ -42,6 +42,7 @@ def execution_proto(row: Execution) -> executor_pb2.Execution:
         stats=executor_pb2.ExecutionStats(
             node_count=row.node_count, duration_ms=duration_ms, cost=row.cost
         ),
+        max_credits=row.max_credits,
     )
 
 

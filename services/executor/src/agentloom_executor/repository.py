@@ -45,6 +45,7 @@ async def create_execution(
     inputs: dict[str, Any],
     credentials_inputs: dict[str, Any],
     parent: tuple[uuid.UUID, uuid.UUID, int] | None = None,
+    max_credits: int | None = None,
 ) -> tuple[Execution, OutboxMessage]:
     """Insert a QUEUED execution and, in the same transaction, its `execution.requested`.
     `parent` is (parent execution id, parent node execution id, depth) for a sub-agent."""
@@ -67,6 +68,7 @@ async def create_execution(
         parent_node_execution_id=parent[1] if parent else None,
         created_at=now(),
         requested_at=now(),
+        max_credits=max_credits,
     )
     session.add(execution)
     message = outbox.to_scheduler(
@@ -272,6 +274,7 @@ class ClaimedNode:
     user_id: str
     graph_id: str
     config: dict[str, Any]
+    max_credits: int | None = None
 
 
 async def claim_node(
@@ -319,6 +322,7 @@ async def claim_node(
                 Execution.user_id,
                 Execution.graph_id,
                 NodeExecution.config,
+                Execution.max_credits,
             )
         )
     ).one_or_none()

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
@@ -54,6 +56,7 @@ class Outcome:
     outputs: list[list[Any]]
     error: str | None
     retryable: bool = False
+    duration_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -201,19 +204,23 @@ class Runner:
                         error=f"attempt {claim.attempt} failed: {outcome.error}",
                     )
                 return
-            if outcome.status is Status.COMPLETED and block.cost_per_run:
+            if outcome.status is Status.COMPLETED:
                 try:
-                    outcome, cost = await self._charge(claim, block, outcome, block.cost_per_run)
+                    outcome, cost = await self._charge(claim, block, outcome)
                 except grpc.aio.AioRpcError as error:
-                    # Billing is unreachable: run it again shortly rather than unpaid.
-                    async with self._sessions.begin() as session:
-                        await repository.requeue_node(
-                            session,
-                            claim,
-                            retry_at=repository.now() + timedelta(seconds=2),
-                            error=f"billing unavailable: {error.code().name}",
-                        )
-                    return
+                    if error.code() in TRANSIENT_CODES:
+                        # Billing is unreachable: run it again shortly rather than unpaid.
+                        async with self._sessions.begin() as session:
+                            await repository.requeue_node(
+                                session,
+                                claim,
+                                retry_at=repository.now() + timedelta(seconds=2),
+                                error=f"billing unavailable: {error.code().name}",
+                            )
+                        return
+                    log.error("billing refused a charge: %s %s", error.code(), error.details())
+                    refused = f"billing refused the charge ({error.code().name})"
+                    outcome = Outcome(Status.FAILED, [], refused)
         async with self._sessions.begin() as session:
             row = await repository.finish_node(
                 session,
@@ -226,6 +233,24 @@ class Runner:
             )
         if row is not None:
             await self._outbox.flush([row])
+        elif cost:
+            await self._refund_if_cancelled(claim)
+
+    async def _refund_if_cancelled(self, claim: repository.ClaimedNode) -> None:
+        """Charged, then stopped before the result was stored: nothing is charged after a
+        stop. (A node taken over by a newer attempt keeps its one charge.)"""
+        async with self._sessions() as session:
+            status = await repository.node_status(session, str(claim.node_execution_id))
+        if status != Status.CANCELLED.value:
+            return
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await self._billing.Refund(
+                billing_pb2.RefundRequest(
+                    user_id=claim.user_id,
+                    node_execution_id=str(claim.node_execution_id),
+                    reason="the execution was stopped before the node's result was stored",
+                )
+            )
 
     async def _start_child(self, block: type[Block], claim: repository.ClaimedNode) -> str | None:
         """Start a sub-agent's child execution and let go of the node (no runner waits on
@@ -291,8 +316,11 @@ class Runner:
         task = asyncio.create_task(self._run(block, claim))
         self._running[execution_id].add(task)
         timeout_s = self._timeout_s(claim.config)
+        started = time.monotonic()
         try:
-            return await asyncio.wait_for(task, timeout_s)
+            outcome = await asyncio.wait_for(task, timeout_s)
+            outcome.duration_ms = int((time.monotonic() - started) * 1000)
+            return outcome
         except TimeoutError:
             message = f"timed out after {timeout_s:g}s"
             return Outcome(Status.FAILED, [[ERROR_PIN, message]], message)
@@ -342,23 +370,74 @@ class Runner:
         return Outcome(Status.COMPLETED, outputs, None)
 
     async def _charge(
-        self, claim: repository.ClaimedNode, block: type[Block], outcome: Outcome, cost: int
+        self, claim: repository.ClaimedNode, block: type[Block], outcome: Outcome
     ) -> tuple[Outcome, int]:
+        """Charge what the run used, priced by billing's cost table (idempotent by node
+        execution id). A refusal (credits, budget, daily cap) fails the node and, since it
+        yields no `error` value, the execution."""
         request = billing_pb2.ChargeRequest(
             user_id=claim.user_id,
             idempotency_key=str(claim.node_execution_id),
-            amount=cost,
             graph_id=claim.graph_id,
             execution_id=str(claim.execution_id),
             node_id=claim.node_id,
             block_id=block.id,
+            usage=usage_of(claim.inputs, outcome, _model_default(block)),
         )
+        if claim.max_credits is not None:
+            request.execution_budget = claim.max_credits
         try:
-            await self._billing.Charge(request)
+            reply = await self._billing.Charge(request)
         except grpc.aio.AioRpcError as error:
             reason, _ = error_info(error)
-            if reason != "INSUFFICIENT_CREDITS":
+            refusal = BILLING_REFUSALS.get(reason)
+            if refusal is None:
                 raise
-            message = "insufficient credits"
-            return Outcome(Status.FAILED, [[ERROR_PIN, message]], message), 0
-        return outcome, cost
+            return Outcome(Status.FAILED, [], refusal), 0
+        return outcome, int(reply.amount)
+
+
+BILLING_REFUSALS = {
+    "INSUFFICIENT_CREDITS": "insufficient credits",
+    "BUDGET_EXCEEDED": "the execution's credit budget (max_credits) is spent",
+    "DAILY_CAP_EXCEEDED": "the daily credit cap is reached",
+}
+
+
+TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+
+def _model_default(block: type[Block]) -> str:
+    field = block.Input.model_fields.get("model")
+    default = field.default if field is not None else None
+    return default if isinstance(default, str) else ""
+
+
+def usage_of(
+    inputs: Mapping[str, Any], outcome: Outcome, default_model: str = ""
+) -> billing_pb2.Usage:
+    """What a run used: bytes in and out, run time, and LLM tokens it reported on a `usage`
+    pin ({prompt_tokens, completion_tokens}) for the model named in its `model` input."""
+    tokens = []
+    for pin, value in outcome.outputs:
+        if pin == "usage" and isinstance(value, Mapping):
+            tokens.append(
+                billing_pb2.TokenUsage(
+                    model=str(inputs.get("model") or default_model or "unknown"),
+                    prompt_tokens=int(value.get("prompt_tokens") or 0),
+                    completion_tokens=int(value.get("completion_tokens") or 0),
+                )
+            )
+    return billing_pb2.Usage(
+        input_bytes=len(json.dumps(inputs, default=str)),
+        output_bytes=len(json.dumps(outcome.outputs, default=str)),
+        duration_ms=outcome.duration_ms,
+        tokens=tokens,
+    )

@@ -156,9 +156,11 @@ class Engine:
             await self._flush()
             return await self.end(Status.FAILED, str(limit))
         await self._flush()
-        unhandled = node_execution.status == Status.FAILED.value and not self.graph.links_from(
-            node_execution.node_id, ERROR_PIN
+        # A failure is handled only when an error value actually left along a wired pin.
+        handled = any(pin == ERROR_PIN for pin, _ in node_execution.outputs or []) and bool(
+            self.graph.links_from(node_execution.node_id, ERROR_PIN)
         )
+        unhandled = node_execution.status == Status.FAILED.value and not handled
         if unhandled:
             error = f"node {node_execution.node_id!r} failed: {node_execution.error}"
             return await self.end(Status.FAILED, error)

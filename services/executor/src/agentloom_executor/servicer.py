@@ -71,6 +71,9 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
     async def CreateExecution(
         self, request: executor_pb2.CreateExecutionRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.CreateExecutionResponse:
+        max_credits = request.max_credits if request.HasField("max_credits") else None
+        if max_credits is not None and max_credits < 0:
+            raise InvalidArgument("max_credits must not be negative", reason="INVALID_MAX_CREDITS")
         inputs = _parse_object(request.inputs_json, "inputs")
         credentials_inputs = _parse_object(request.credentials_inputs_json, "credentials_inputs")
         graph = await self._get_graph(request.user_id, request.graph_id, request.graph_version)
@@ -93,6 +96,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
                 graph=snapshot_json,
                 inputs=inputs,
                 credentials_inputs=credentials_inputs,
+                max_credits=max_credits,
             )
         await self._outbox.flush([row])
         return executor_pb2.CreateExecutionResponse(execution=execution_proto(execution))

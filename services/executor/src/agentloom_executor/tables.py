@@ -56,6 +56,8 @@ class Execution(Base):
     parent_node_execution_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     parent_execution_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     depth: Mapped[int] = mapped_column(Integer, default=0)
+    # Credit cap of this execution (`max_credits` on execute); None: no cap.
+    max_credits: Mapped[int | None] = mapped_column(BigInteger)
     node_count: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

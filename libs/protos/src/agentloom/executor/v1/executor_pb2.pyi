@@ -88,6 +88,7 @@ class Execution(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     ENDED_AT_FIELD_NUMBER: _builtins.int
     STATS_FIELD_NUMBER: _builtins.int
+    MAX_CREDITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     user_id: _builtins.str
     graph_id: _builtins.str
@@ -97,6 +98,7 @@ class Execution(_message.Message):
     outputs_json: _builtins.str
     """{output name: [values...]} from the graph's output blocks."""
     error: _builtins.str
+    max_credits: _builtins.int
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -120,12 +122,15 @@ class Execution(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         ended_at: _timestamp_pb2.Timestamp | None = ...,
         stats: Global___ExecutionStats | None = ...,
+        max_credits: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ended_at", b"ended_at", "started_at", b"started_at", "stats", b"stats"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits", "created_at", b"created_at", "ended_at", b"ended_at", "max_credits", b"max_credits", "started_at", b"started_at", "stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ended_at", b"ended_at", "error", b"error", "graph_id", b"graph_id", "graph_version", b"graph_version", "id", b"id", "inputs_json", b"inputs_json", "outputs_json", b"outputs_json", "started_at", b"started_at", "stats", b"stats", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits", "created_at", b"created_at", "ended_at", b"ended_at", "error", b"error", "graph_id", b"graph_id", "graph_version", b"graph_version", "id", b"id", "inputs_json", b"inputs_json", "max_credits", b"max_credits", "outputs_json", b"outputs_json", "started_at", b"started_at", "stats", b"stats", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_credits: _TypeAlias = _typing.Literal["max_credits"]  # noqa: Y015
+    _WhichOneofArgType__max_credits: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_credits) -> _WhichOneofReturnType__max_credits | None: ...
 
 Global___Execution: _TypeAlias = Execution  # noqa: Y015
 
@@ -197,12 +202,15 @@ class CreateExecutionRequest(_message.Message):
     GRAPH_VERSION_FIELD_NUMBER: _builtins.int
     INPUTS_JSON_FIELD_NUMBER: _builtins.int
     CREDENTIALS_INPUTS_JSON_FIELD_NUMBER: _builtins.int
+    MAX_CREDITS_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     graph_id: _builtins.str
     graph_version: _builtins.int
     """0 means the active version."""
     inputs_json: _builtins.str
     credentials_inputs_json: _builtins.str
+    max_credits: _builtins.int
+    """A credit cap for this execution; absent: none. Past it, the execution fails."""
     def __init__(
         self,
         *,
@@ -211,12 +219,15 @@ class CreateExecutionRequest(_message.Message):
         graph_version: _builtins.int = ...,
         inputs_json: _builtins.str = ...,
         credentials_inputs_json: _builtins.str = ...,
+        max_credits: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits", "max_credits", b"max_credits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credentials_inputs_json", b"credentials_inputs_json", "graph_id", b"graph_id", "graph_version", b"graph_version", "inputs_json", b"inputs_json", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits", "credentials_inputs_json", b"credentials_inputs_json", "graph_id", b"graph_id", "graph_version", b"graph_version", "inputs_json", b"inputs_json", "max_credits", b"max_credits", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_credits: _TypeAlias = _typing.Literal["max_credits"]  # noqa: Y015
+    _WhichOneofArgType__max_credits: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_credits) -> _WhichOneofReturnType__max_credits | None: ...
 
 Global___CreateExecutionRequest: _TypeAlias = CreateExecutionRequest  # noqa: Y015
 
