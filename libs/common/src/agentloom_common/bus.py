@@ -146,7 +146,9 @@ async def consume(
     """Consume with manual acks: ack after the handler returns (its work is persisted),
     requeue when it fails (the delivery limit dead-letters a message that always fails),
     reject without requeue on `PoisonMessage`. Returns the queue and consumer tag."""
-    queue = await channel.get_queue(queue_name, ensure=False)
+    # Declared (passively) rather than fetched: a robust channel re-declares and re-attaches
+    # the consumers of queues it declared when the broker comes back, and only those.
+    queue = await channel.declare_queue(queue_name, passive=True)
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         try:

@@ -101,7 +101,11 @@ class Runner:
         queue, tag = await consume(jobs, JOBS_QUEUE, self.handle_job)
         self._jobs = (jobs, queue, tag)
         control = await connection.channel()
-        control_queue = await control.declare_queue(exclusive=True, auto_delete=True)
+        # Named by us, not the broker: a robust channel re-declares it after a reconnect,
+        # which a server-named (amq.gen-*) queue cannot be.
+        control_queue = await control.declare_queue(
+            f"agentloom.control.{uuid.uuid4().hex}", exclusive=True, auto_delete=True
+        )
         await control_queue.bind(CONTROL_EXCHANGE)
         await control_queue.consume(self.handle_control, no_ack=True)
         self._heartbeat = asyncio.create_task(self._beat())
