@@ -165,3 +165,16 @@ def test_runs_from_the_command_line() -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_a_scripted_reply_follows_the_turns(client: httpx.AsyncClient) -> None:
+    script = 'JSON please [[reply]]not json[[or]]{"ok": true}[[/reply]]'
+    first = await client.post("/chat/completions", json=chat(script))
+    body = chat(script)
+    body["messages"] += [
+        {"role": "assistant", "content": "not json"},
+        {"role": "user", "content": "That was not JSON."},
+    ]
+    second = await client.post("/chat/completions", json=body)
+    assert first.json()["choices"][0]["message"]["content"] == "not json"
+    assert second.json()["choices"][0]["message"]["content"] == '{"ok": true}'

@@ -6,13 +6,22 @@ example expecting a failure ends with ("error", message).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from agentloom_blocks.registry import load_blocks
-from agentloom_blocks.sdk import ERROR_PIN, Block, BlockContext, BlockError, BlockExample
+from agentloom_blocks.sdk import (
+    ERROR_PIN,
+    EXAMPLE_SERVER_URL,
+    Block,
+    BlockContext,
+    BlockError,
+    BlockExample,
+)
+from agentloom_devkit.fake_web import FakeWeb
 
 EXAMPLES = [
     pytest.param(block, example, id=f"{block_id}-{index}")
@@ -33,13 +42,28 @@ async def run_block(
     return outputs
 
 
+def served_by(value: Any, base_url: str) -> Any:
+    """`value` with the examples' placeholder server URL replaced by the local server's."""
+    if isinstance(value, str):
+        return value.replace(EXAMPLE_SERVER_URL, base_url)
+    if isinstance(value, list | tuple):
+        return type(value)(served_by(item, base_url) for item in value)
+    if isinstance(value, dict):
+        return {key: served_by(item, base_url) for key, item in value.items()}
+    return value
+
+
 @pytest.mark.parametrize(("block", "example"), EXAMPLES)
 async def test_block_example(
-    block: type[Block], example: BlockExample, context: BlockContext
+    block: type[Block], example: BlockExample, context: BlockContext, fake_web: FakeWeb
 ) -> None:
-    outputs = await run_block(block, example.input, context)
+    # The examples' web server is local: the operator setting allowing private targets is on.
+    config = dataclasses.replace(context.config, allow_private_network=True)
+    context = dataclasses.replace(context, config=config)
 
-    assert outputs == example.outputs
+    outputs = await run_block(block, served_by(example.input, fake_web.url), context)
+
+    assert outputs == served_by(example.outputs, fake_web.url)
     output_schema = block.output_schema()
     for pin, value in outputs:
         pin_schema = {"$defs": output_schema.get("$defs", {}), **output_schema["properties"][pin]}

@@ -10,6 +10,9 @@ Triggers in the last user message, for failure tests:
   [[fail-500]]   answer that status (any 4xx/5xx code) with an OpenAI-style error body;
                  [[fail-401]] quotes the API key back in the message, as providers do
   [[slow:2.5]]   wait that many seconds before answering
+  [[reply]]A[[or]]B[[/reply]]   (in any message) answer exactly A, then B on the next turn
+                 (chosen by the number of assistant messages so far; the last one repeats),
+                 e.g. an invalid then a valid JSON answer for structured-output retries
 
 In a test::
 
@@ -42,6 +45,17 @@ SUMMARY_WORDS = 12
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4")
 _FAIL = re.compile(r"\[\[fail-([45]\d\d)\]\]")
 _SLOW = re.compile(r"\[\[slow:(\d+(?:\.\d+)?)\]\]")
+_REPLY = re.compile(r"\[\[reply\]\](.*?)\[\[/reply\]\]", re.DOTALL)
+
+
+def scripted_reply(texts: list[str], turn: int) -> str | None:
+    """The answer a [[reply]]...[[/reply]] trigger in `texts` asks for at this turn, if any."""
+    for text in texts:
+        match = _REPLY.search(text)
+        if match:
+            answers = match.group(1).split("[[or]]")
+            return answers[min(turn, len(answers) - 1)]
+    return None
 
 
 class RequestLog:
@@ -124,7 +138,9 @@ async def _answer(body: dict[str, Any], api_key: str) -> JSONResponse:
     if fail:
         return _simulated_failure(int(fail.group(1)), api_key)
 
-    content = "summary: " + " ".join(prompt.split()[:SUMMARY_WORDS])
+    turns = sum(1 for m in messages if m.get("role") == "assistant")
+    reply = scripted_reply([_text(m.get("content")) for m in messages], turns)
+    content = reply if reply is not None else "summary: " + " ".join(prompt.split()[:SUMMARY_WORDS])
     prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
     completion_tokens = len(content.split())
     return JSONResponse(

@@ -8,15 +8,20 @@ runner owns everything else (claiming, timeouts, charging, storing outputs).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 ERROR_PIN = "error"
+# Examples that need a customer's web server use this base URL; the generic example test
+# serves it from a local server (and replaces it in expected outputs too).
+EXAMPLE_SERVER_URL = "http://example-server.test"
 
 
 class BlockKind(enum.Enum):
@@ -40,11 +45,68 @@ class RetryableBlockError(BlockError):
 
 @dataclass(frozen=True)
 class PlatformConfig:
-    """The platform's own defaults for the outside world (e.g. its OpenAI credentials)."""
+    """The platform's own defaults for the outside world (e.g. its OpenAI credentials).
+
+    `allow_private_network` lets blocks reach loopback/private addresses (self-hosting);
+    `allowed_networks` lets them reach only the CIDRs listed. Both are operator settings.
+    """
 
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: str | None = None
     http_timeout_s: float = 60.0
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_api_key: str | None = None
+    ollama_base_url: str = "http://localhost:11434/v1"
+    allow_private_network: bool = False
+    allowed_networks: tuple[str, ...] = ()
+    http_max_response_bytes: int = 10_000_000
+    max_wait_s: float = 600.0
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = "starttls"
+
+    def default_credentials(self, provider: str) -> dict[str, str]:
+        """The platform's own credentials for `provider`, used when the user has none."""
+        defaults: dict[str, dict[str, str | None]] = {
+            "openai": {"api_key": self.openai_api_key},
+            "anthropic": {"api_key": self.anthropic_api_key},
+            "smtp": {"username": self.smtp_username, "password": self.smtp_password},
+        }
+        return {k: v for k, v in defaults.get(provider, {}).items() if v}
+
+
+class KeyValueStore(Protocol):
+    """A user's persistent key-value memory; the runner provides one scoped to the user."""
+
+    async def get(self, key: str) -> Any | None: ...
+
+    async def set(self, key: str, value: Any) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CredentialsField:
+    """A credential a block needs: which provider, which kind (api_key, user_password...)."""
+
+    provider: str
+    kind: str = "api_key"
+    description: str = ""
+    # False: the platform's own default credentials (PlatformConfig) may stand in.
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class BlockCosts:
+    """What a run costs, in credits; pure data that billing reads. per_run=None: cost_per_run."""
+
+    per_run: int | None = None
+    per_kb_in: int = 0
+    per_kb_out: int = 0
+    per_second: int = 0
+    per_1k_tokens: int = 0
 
 
 @dataclass
@@ -60,6 +122,12 @@ class BlockContext:
     credentials: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("agentloom.block"))
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    store: KeyValueStore | None = None
+
+    def credential(self, provider: str, key: str = "api_key") -> str | None:
+        """The user's credential for `provider`, else the platform's default, else None."""
+        value = self.credentials.get(provider, {}).get(key)
+        return value or self.config.default_credentials(provider).get(key)
 
 
 @dataclass(frozen=True)
@@ -82,6 +150,10 @@ class Block:
     cost_per_run: ClassVar[int] = 1
     # Extra input pins beyond the schema are accepted and passed as `input.model_extra`.
     accepts_extra_inputs: ClassVar[bool] = False
+    # Links from this block's outputs are static: they keep their last value for later runs.
+    static_output: ClassVar[bool] = False
+    credentials: ClassVar[tuple[CredentialsField, ...]] = ()
+    costs: ClassVar[BlockCosts | None] = None
     Input: ClassVar[type[BaseModel]]
     Output: ClassVar[type[BaseModel]]
     examples: ClassVar[tuple[BlockExample, ...]] = ()
@@ -90,16 +162,27 @@ class Block:
         raise NotImplementedError
 
     @classmethod
+    def cost_declaration(cls) -> BlockCosts:
+        """The block's costs, with per_run filled from cost_per_run when not declared."""
+        costs = cls.costs or BlockCosts()
+        if costs.per_run is None:
+            costs = dataclasses.replace(costs, per_run=cls.cost_per_run)
+        return costs
+
+    @classmethod
     def input_schema(cls) -> dict[str, Any]:
-        schema = cls.Input.model_json_schema()
+        schema = _form_ready(cls.Input)
         if cls.accepts_extra_inputs:
             schema["additionalProperties"] = True
+        if cls.credentials:
+            # An annotation (unknown keywords are ignored by validators) for forms and clients.
+            schema["x-credentials"] = [dataclasses.asdict(c) for c in cls.credentials]
         return schema
 
     @classmethod
     def output_schema(cls) -> dict[str, Any]:
         """The output pins, plus the `error` pin every block has."""
-        schema = cls.Output.model_json_schema()
+        schema = _form_ready(cls.Output)
         properties = schema.setdefault("properties", {})
         properties.setdefault(
             ERROR_PIN, {"type": "string", "title": "Error", "description": "Why the block failed."}
@@ -128,3 +211,23 @@ class Block:
             field_info = cls.Input.model_fields.get("name")
             name = None if field_info is None or field_info.is_required() else field_info.default
         return str(name) if name is not None else None
+
+
+def _form_ready(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema with what pydantic leaves out that a form needs: the title
+    of a field whose type is a $ref (an enum), and defaults made by a default_factory."""
+    schema = model.model_json_schema()
+    properties = schema.get("properties", {})
+    for name, info in model.model_fields.items():
+        prop = properties.get(info.alias or name)
+        if prop is None:
+            continue
+        if info.title and "title" not in prop:
+            prop["title"] = info.title
+        if "default" not in prop and info.default_factory is not None:
+            try:
+                default = info.get_default(call_default_factory=True, validated_data={})
+                prop["default"] = json.loads(json.dumps(default))
+            except (TypeError, ValueError):
+                pass  # a default that is no JSON value is left out, as pydantic does
+    return schema
