@@ -131,3 +131,35 @@ async def test_invalid_node_input_fails_the_node_with_the_field(client: AutoGPTC
     assert finished["status"] == "FAILED"
     count = next(n for n in results["node_executions"] if n["node_id"] == "count")
     assert count["status"] == "FAILED" and "items" in count["error"]
+
+
+async def test_condition_iteration_llm_and_template_together(client: AutoGPTClient) -> None:
+    """For each item that contains an "a", ask the LLM about it and wrap the answer."""
+    spec = graph(
+        "pipeline",
+        [
+            node("in", "text_input_block", name="csv"),
+            node("split", "text_split_block"),
+            node("each", "step_through_items_block"),
+            node("has_a", "condition_block", operator="contains", value2="a"),
+            node("ask", "llm_call_block", prompt="tell me about {topic}"),
+            node("wrap", "text_template_block", template="[{{ r }}]"),
+            node("out", "output_block", name="answers"),
+        ],
+        [
+            link("in", "text", "split", "text"),
+            link("split", "texts", "each", "items"),
+            link("each", "item", "has_a", "value1"),
+            link("has_a", "yes_output", "ask", "topic"),
+            link("ask", "response", "wrap", "r"),
+            link("wrap", "text", "out", "value"),
+        ],
+    )
+    finished, results = await _run(client, spec, {"csv": "apple, kiwi, banana"})
+    assert finished["status"] == "COMPLETED", finished["error"]
+    assert sorted(finished["outputs"]["answers"]) == [
+        "[summary: tell me about apple]",
+        "[summary: tell me about banana]",
+    ]
+    asked = [n for n in results["node_executions"] if n["node_id"] == "ask"]
+    assert sorted(n["inputs"]["topic"] for n in asked) == ["apple", "banana"]

@@ -153,6 +153,26 @@ async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler
     return scheduler
 
 
+def platform_config(settings: ExecutorSettings) -> PlatformConfig:
+    """The platform's defaults that blocks see (its own credentials, network policy)."""
+    return PlatformConfig(
+        openai_base_url=settings.openai_base_url,
+        openai_api_key=settings.openai_api_key,
+        anthropic_base_url=settings.anthropic_base_url,
+        anthropic_api_key=settings.anthropic_api_key,
+        ollama_base_url=settings.ollama_base_url,
+        allow_private_network=settings.allow_private_network,
+        allowed_networks=settings.allowed_networks,
+        http_max_response_bytes=settings.http_max_response_bytes,
+        max_wait_s=settings.node_timeout_s,
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        smtp_username=settings.smtp_username,
+        smtp_password=settings.smtp_password,
+        smtp_security=settings.smtp_security,
+    )
+
+
 async def start_runner(
     settings: ExecutorSettings, infra: Infra
 ) -> tuple[Runner, list[grpc.aio.Channel]]:
@@ -165,9 +185,7 @@ async def start_runner(
         infra.topology,
         billing_pb2_grpc.BillingServiceStub(billing_channel),
         graphs_pb2_grpc.GraphsServiceStub(graphs_channel),
-        config=PlatformConfig(
-            openai_base_url=settings.openai_base_url, openai_api_key=settings.openai_api_key
-        ),
+        config=platform_config(settings),
         options=RunnerOptions(
             node_timeout_s=settings.node_timeout_s,
             lease_s=settings.lease_s,

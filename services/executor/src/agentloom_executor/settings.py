@@ -49,3 +49,25 @@ class ExecutorSettings(ServiceSettings):
     openai_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "AGENTLOOM_OPENAI_API_KEY")
     )
+    anthropic_base_url: str = Field(
+        default="https://api.anthropic.com",
+        validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "AGENTLOOM_ANTHROPIC_BASE_URL"),
+    )
+    anthropic_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ANTHROPIC_API_KEY", "AGENTLOOM_ANTHROPIC_API_KEY"),
+    )
+    ollama_base_url: str = Field(
+        default="http://localhost:11434/v1",
+        validation_alias=AliasChoices("OLLAMA_BASE_URL", "AGENTLOOM_OLLAMA_BASE_URL"),
+    )
+    # Blocks may reach loopback/private addresses only when the operator says so
+    # (self-hosting); `allowed_networks` opens just the CIDRs listed.
+    allow_private_network: bool = False
+    allowed_networks: tuple[str, ...] = ()
+    http_max_response_bytes: int = 10_000_000
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_security: str = "starttls"
