@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import subprocess
+import time
 
 import aio_pika
 from invariants import CHAIN, Batch
@@ -44,6 +45,22 @@ async def test_sigkill_the_scheduler(batch: Batch) -> None:
         batch.stack.respawn(name)
     await starting
     await batch.check("SIGKILL each scheduler")
+
+
+async def test_sigterm_drains_a_runner(batch: Batch) -> None:
+    """G10: on SIGTERM a runner stops taking jobs, finishes or hands back what it runs,
+    and exits within its grace period; nothing is lost."""
+    starting = asyncio.create_task(batch.start(20))
+    await asyncio.sleep(1.0)
+    victim = batch.stack.names("runner")[0]
+    began = time.monotonic()
+    batch.stack.kill(victim, signal.SIGTERM)
+    took = time.monotonic() - began
+    assert batch.stack.process(victim).returncode == 0
+    assert took < 15, f"the runner took {took:.1f}s to drain"
+    batch.stack.respawn(victim)
+    await starting
+    await batch.check("SIGTERM a runner (drain)")
 
 
 async def test_zombie_runner_past_its_lease(batch: Batch) -> None:
