@@ -7,6 +7,7 @@ import logging
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -81,6 +82,31 @@ async def create_server(
     for name in [*service_names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port, health_servicer
+
+
+@dataclass
+class RunningServer:
+    """A started server, its bound port, and its health service (for a graceful stop)."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        await graceful_stop(self.server, self.health, grace_s)
+
+
+async def start_server(
+    register: Sequence[Callable[[grpc.aio.Server], None]],
+    *,
+    service_names: Sequence[str],
+    address: str,
+) -> RunningServer:
+    """`create_server`, returned as a RunningServer."""
+    server, port, health_servicer = await create_server(
+        register, service_names=service_names, address=address
+    )
+    return RunningServer(server, port, health_servicer)
 
 
 async def wait_for_shutdown_signal() -> None:

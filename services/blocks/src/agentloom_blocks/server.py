@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import grpc
-from grpc_health.v1 import health
-
 from agentloom.blocks.v1 import blocks_pb2, blocks_pb2_grpc
 from agentloom_blocks.registry import load_blocks
 from agentloom_blocks.servicer import BlocksServicer
 from agentloom_blocks.settings import BlocksSettings
-from agentloom_common.grpc_server import create_server, graceful_stop, wait_for_shutdown_signal
+from agentloom_common.grpc_server import RunningServer, start_server, wait_for_shutdown_signal
 
 SERVICE_NAME = blocks_pb2.DESCRIPTOR.services_by_name["BlocksService"].full_name
-
-
-@dataclass
-class RunningServer:
-    server: grpc.aio.Server
-    port: int
-    health: health.aio.HealthServicer
-
-    async def stop(self, grace_s: float = 1.0) -> None:
-        await graceful_stop(self.server, self.health, grace_s)
 
 
 async def start(settings: BlocksSettings) -> RunningServer:
     """Start serving on `settings.listen_addr` (port 0 picks a free port)."""
     servicer = BlocksServicer(load_blocks())
-    server, port, health_servicer = await create_server(
+    return await start_server(
         [lambda s: blocks_pb2_grpc.add_BlocksServiceServicer_to_server(servicer, s)],
         service_names=[SERVICE_NAME],
         address=settings.listen_addr,
     )
-    return RunningServer(server, port, health_servicer)
 
 
 async def serve(settings: BlocksSettings) -> None:

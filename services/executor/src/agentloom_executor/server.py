@@ -28,7 +28,12 @@ from agentloom_blocks.sdk import PlatformConfig
 from agentloom_common import bus
 from agentloom_common.db import create_engine, create_session_factory
 from agentloom_common.grpc_client import create_channel
-from agentloom_common.grpc_server import create_server, graceful_stop
+from agentloom_common.grpc_server import (
+    RunningServer,
+    create_server,
+    graceful_stop,
+    start_server,
+)
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.runner import Runner, RunnerOptions
@@ -112,22 +117,9 @@ async def start_api(settings: ExecutorSettings, infra: Infra) -> RunningApi:
     return RunningApi(server, port, health_servicer, graphs_channel)
 
 
-@dataclass
-class HealthProbe:
-    server: grpc.aio.Server
-    port: int
-    health: health.aio.HealthServicer
-
-    async def stop(self, grace_s: float = 1.0) -> None:
-        await graceful_stop(self.server, self.health, grace_s)
-
-
-async def start_health(settings: ExecutorSettings) -> HealthProbe:
+async def start_health(settings: ExecutorSettings) -> RunningServer:
     """The scheduler and runners serve only gRPC health (for probes), once consuming."""
-    server, port, health_servicer = await create_server(
-        [], service_names=[], address=settings.listen_addr
-    )
-    return HealthProbe(server, port, health_servicer)
+    return await start_server([], service_names=[], address=settings.listen_addr)
 
 
 async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler:
