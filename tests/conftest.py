@@ -6,6 +6,7 @@ fault tests leave it healthy (C1-C7) for whatever runs after them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -26,6 +27,14 @@ FAST_RECOVERY = {
     # (100 connections by default) with whatever else runs on the machine.
     "AGENTLOOM_DB_POOL_SIZE": "3",
     "AGENTLOOM_DATABASE_POOL_SIZE": "3",
+    # The security tests mint JWTs with the gateway's own command and grep every log line.
+    "AGENTLOOM_JWT_SECRET": "tests-jwt-secret-" + uuid.uuid4().hex,
+    "AGENTLOOM_LOG_LEVEL": "DEBUG",
+    "AGENTLOOM_RATE_LIMIT_PREFIX": f"test:{uuid.uuid4().hex}:ratelimit:",
+    "AGENTLOOM_RATE_LIMIT_READ": "100000",
+    "AGENTLOOM_RATE_LIMIT_WRITE": "100000",
+    "AGENTLOOM_RATE_LIMIT_EXECUTE": "100000",
+    "AGENTLOOM_RATE_LIMIT_ADMIN": "100000",
 }
 
 

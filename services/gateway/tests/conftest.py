@@ -5,6 +5,7 @@ addresses nobody listens on, so a route that reaches one answers 503."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import socket
 import uuid
@@ -20,7 +21,10 @@ from agentloom_common.db import create_engine, create_session_factory
 from agentloom_common.migrations import upgrade
 from agentloom_gateway import identity
 from agentloom_gateway.app import create_app
-from agentloom_gateway.settings import GatewaySettings
+from agentloom_gateway.settings import DEV_KEK, GatewaySettings
+
+TEST_JWT_SECRET = "test-jwt-secret-of-at-least-32-bytes-long"
+NEXT_KEK = base64.b64encode(b"next-key-encryption-key-32-bytes").decode()
 
 
 def unused_address() -> str:
@@ -46,6 +50,12 @@ def settings(identity_url: str) -> GatewaySettings:
         executor_addr=unused_address(),
         grpc_deadline_s=2.0,
         api_key_pepper="test-pepper",
+        jwt_secret=TEST_JWT_SECRET,
+        credentials_grpc_addr="127.0.0.1:0",
+        # "next" is configured but not current: the rotation test makes it current.
+        credential_keks={"dev": DEV_KEK, "next": NEXT_KEK},
+        credential_kek_current="dev",
+        rate_limit_prefix=f"test:{uuid.uuid4().hex}:ratelimit:",
     )
 
 

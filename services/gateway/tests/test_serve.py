@@ -30,6 +30,7 @@ async def server(settings: GatewaySettings) -> AsyncIterator[str]:
         "AGENTLOOM_DATABASE_URL": settings.database_url,
         "AGENTLOOM_PORT": str(port),
         "AGENTLOOM_BLOCKS_ADDR": settings.blocks_addr,
+        "AGENTLOOM_CREDENTIALS_GRPC_ADDR": "127.0.0.1:0",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agentloom_gateway", "serve", env=env, stderr=asyncio.subprocess.PIPE

@@ -49,10 +49,12 @@ class Ports:
     billing: int = 50053
     executor: int = 50054
     notify: int = 50055
+    # The gateway's internal credentials service (gRPC), which runners call.
+    credentials: int = 50056
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in range(7)))
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Stack:
                 "AGENTLOOM_BILLING_ADDR": f"127.0.0.1:{ports.billing}",
                 "AGENTLOOM_EXECUTOR_ADDR": f"127.0.0.1:{ports.executor}",
                 "AGENTLOOM_NOTIFY_ADDR": f"127.0.0.1:{ports.notify}",
+                "AGENTLOOM_CREDENTIALS_GRPC_ADDR": f"127.0.0.1:{ports.credentials}",
                 "AGENTLOOM_HOST": "127.0.0.1",
                 "AGENTLOOM_PORT": str(ports.gateway),
                 "PYTHONUNBUFFERED": "1",

@@ -1,4 +1,5 @@
-"""`python -m agentloom_gateway [serve|migrate|create-user|create-api-key]`."""
+"""`python -m agentloom_gateway [serve|migrate|create-user|create-api-key|mint-token|
+rewrap-credentials]`."""
 
 from __future__ import annotations
 
@@ -6,18 +7,24 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_common.db import create_engine, create_session_factory
 from agentloom_common.logging import setup_logging
 from agentloom_common.migrations import upgrade
-from agentloom_gateway import identity
+from agentloom_gateway import credentials, identity, jwt_auth
+from agentloom_gateway.access_wiring import keyring_from
 from agentloom_gateway.app import create_app
+from agentloom_gateway.scopes import ALL_SCOPES
 from agentloom_gateway.settings import GatewaySettings
-from agentloom_gateway.tables import SCHEMA
+from agentloom_gateway.tables import SCHEMA, User
+from agentloom_gateway.vault import VaultError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +43,25 @@ def _parser() -> argparse.ArgumentParser:
     key.add_argument("--user-id", required=True)
     key.add_argument("--name", required=True)
     key.add_argument("--expires-in-days", type=int, default=None)
+    key.add_argument(
+        "--scope",
+        action="append",
+        choices=ALL_SCOPES,
+        help="repeat for several (default: every scope of a plain user)",
+    )
+    token = commands.add_parser(
+        "mint-token",
+        help="mint an HS256 JWT for a user (made if missing); prints "
+        '{"token": ..., "user_id": ..., "expires_at": ...}',
+    )
+    token.add_argument("--user-id", required=True, help="a user id, or a new JWT subject")
+    token.add_argument("--role", choices=identity.ROLES, default=None)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    commands.add_parser(
+        "rewrap-credentials",
+        help="rewrap every credential's data key with the current key-encryption key; "
+        'prints {"rewrapped": n}',
+    )
     return parser
 
 
@@ -68,10 +94,59 @@ async def _create_api_key(settings: GatewaySettings, args: argparse.Namespace) -
                 name=args.name,
                 pepper=settings.api_key_pepper.get_secret_value().encode(),
                 expires_at=expires_at,
+                scopes=args.scope,
             )
         return {"api_key": created.api_key, "id": str(created.id)}
     finally:
         await engine.dispose()
+
+
+async def _mint_token(settings: GatewaySettings, args: argparse.Namespace) -> dict[str, str]:
+    """The user named by `--user-id` (an id, or a subject: created when unknown, with
+    `--role` applied), and a token for it."""
+    if settings.jwt_mode != "hs256":
+        raise ValueError("mint-token needs AGENTLOOM_JWT_MODE=hs256 (the identity provider mints)")
+    if args.ttl <= 0:
+        raise ValueError("--ttl must be positive")
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        async with create_session_factory(engine).begin() as session:
+            user = await _user_named(session, args.user_id)
+            if args.role is not None and user.role != args.role:
+                user = await identity.set_user_role(
+                    session=session, user_id=user.id, role=args.role
+                )
+        ttl = timedelta(seconds=args.ttl)
+        now = datetime.now(UTC)
+        token = jwt_auth.mint_token(settings, subject=user.subject, ttl=ttl, now=now)
+        return {"token": token, "user_id": str(user.id), "expires_at": (now + ttl).isoformat()}
+    finally:
+        await engine.dispose()
+
+
+async def _user_named(session: AsyncSession, name: str) -> User:
+    try:
+        user = await identity.get_user(session=session, user_id=uuid.UUID(name))
+    except ValueError:
+        user = None
+    if user is None:
+        user = await identity.user_for_subject(session=session, subject=name)
+    return user
+
+
+async def _rewrap(settings: GatewaySettings, args: argparse.Namespace) -> dict[str, int]:
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        count = await credentials.rewrap_credentials(
+            create_session_factory(engine), keyring_from(settings)
+        )
+        return {"rewrapped": count}
+    finally:
+        await engine.dispose()
+
+
+async def _run(job: Awaitable[Mapping[str, Any]]) -> Mapping[str, Any]:
+    return await job
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -90,10 +165,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif command == "migrate":
         upgrade(settings.database_url, "agentloom_gateway", SCHEMA)
     else:
-        runner = _create_user if command == "create-user" else _create_api_key
+        runners: dict[str, Callable[..., Awaitable[Mapping[str, Any]]]] = {
+            "create-user": _create_user,
+            "create-api-key": _create_api_key,
+            "mint-token": _mint_token,
+            "rewrap-credentials": _rewrap,
+        }
+        runner = runners[command]
         try:
-            result = asyncio.run(runner(settings, args))
-        except (identity.IdentityError, ValueError) as error:
+            result = asyncio.run(_run(runner(settings, args)))
+        except (identity.IdentityError, VaultError, ValueError) as error:
             sys.exit(f"error: {error}")
         print(json.dumps(result))
 

@@ -11,16 +11,19 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import iter_route_contexts
 from pydantic.json_schema import models_json_schema
 
 from agentloom_common.db import create_engine, create_session_factory
 from agentloom_common.problem import Problem
+from agentloom_gateway.access import route_requirement
+from agentloom_gateway.access_wiring import open_access
 from agentloom_gateway.auth import ApiKeyAuthenticator, Authenticator
 from agentloom_gateway.clients import open_services
 from agentloom_gateway.deps import Resources
 from agentloom_gateway.errors import install
 from agentloom_gateway.middleware import RequestContextMiddleware, RequestLimitsMiddleware
-from agentloom_gateway.routes import api_router, health
+from agentloom_gateway.routes import api_router, credits, health
 from agentloom_gateway.schemas import InsufficientCreditsProblem
 from agentloom_gateway.settings import DEV_API_KEY_PEPPER, GatewaySettings
 
@@ -32,11 +35,14 @@ TAGS = [
     {"name": "blocks", "description": "The catalog of blocks a graph can use."},
     {"name": "user", "description": "The caller's profile and credits."},
     {"name": "api keys", "description": "The caller's API keys."},
+    {"name": "credentials", "description": "Integration credentials; secrets never returned."},
+    {"name": "admin", "description": "Users, keys, credits and suspension; admins only."},
     {"name": "health", "description": "Probes, open without credentials."},
 ]
 DESCRIPTION = (
     "Build and run AI-agent workflows. Authenticate with an API key, as "
-    "`Authorization: Bearer agl_...` or `X-API-Key: agl_...`. Errors are RFC 9457 "
+    "`Authorization: Bearer agl_...` or `X-API-Key: agl_...`, or a JWT as `Bearer <JWT>`. "
+    "Every operation needs a scope (`x-required-scope`). Errors are RFC 9457 "
     "`application/problem+json` with a stable `code` and the `request_id` (echoed in "
     "`X-Request-ID`)."
 )
@@ -45,9 +51,10 @@ DESCRIPTION = (
 def create_app(
     settings: GatewaySettings, *, authenticators: Sequence[Authenticator] = ()
 ) -> FastAPI:
-    """Build the app. `authenticators` are tried after API keys (a JWT one, later).
+    """Build the app. `authenticators` are tried after API keys and JWTs.
 
-    The lifespan opens the database engine and the gRPC channels and closes them.
+    The lifespan opens the database engine, the gRPC channels, the rate limiter (Redis) and
+    the internal credentials gRPC server, and closes them.
     """
 
     @asynccontextmanager
@@ -62,12 +69,21 @@ def create_app(
             pepper=settings.api_key_pepper.get_secret_value().encode(),
             touch_interval=timedelta(seconds=settings.api_key_touch_interval_s),
         )
+        access = await open_access(settings, sessions)
         app.state.resources = Resources(
-            settings, engine, sessions, services, [api_keys, *authenticators]
+            settings,
+            engine,
+            sessions,
+            services,
+            [api_keys, access.jwt, *authenticators],
+            limiter=access.limiter,
+            keyring=access.keyring,
         )
+        app.state.credentials_server = access.credentials_server
         try:
             yield
         finally:
+            await access.close(grace_s=1.0)
             await services.close()
             await engine.dispose()
 
@@ -88,6 +104,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)  # added last: outermost
     app.include_router(health.router)
     app.include_router(api_router())
+    app.include_router(credits.router)  # billing's history, usage and estimates
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -114,4 +131,15 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in definitions.get("$defs", {}).items():
         schemas.setdefault(name, schema)
+    _declare_scopes(app, document)
     return document
+
+
+def _declare_scopes(app: FastAPI, document: dict[str, Any]) -> None:
+    """`x-required-scope` on every operation that declares one (`access.requires`)."""
+    for route in iter_route_contexts(app.routes):
+        requirement = route_requirement(route)
+        operations = document.get("paths", {}).get(route.path_format or "", {})
+        for method in route.methods or ():
+            if requirement is not None and method.lower() in operations:
+                operations[method.lower()]["x-required-scope"] = requirement.scope

@@ -1,6 +1,6 @@
 """Who is calling: credentials from `Authorization: Bearer` or `X-API-Key`, checked by the
-first authenticator that claims them. API keys today; a JWT authenticator plugs in later
-(see `Authenticator`) without touching the routes, which only ever see a `Principal`."""
+first authenticator that claims them: API keys (`agl_...`) here, JWTs in `jwt_auth`. Routes
+only ever see a `Principal`; what it may do is checked by `access.requires`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from agentloom_gateway import apikeys, identity
+from agentloom_gateway import apikeys, identity, scopes
 from agentloom_gateway.errors import ApiProblem
 
 
@@ -24,6 +24,12 @@ class Principal:
     method: Literal["api_key", "jwt"]
     key_id: str | None = None
     scopes: tuple[str, ...] = ()
+    role: str = "user"
+
+    @property
+    def rate_key(self) -> str:
+        """Whose budget a request spends: the API key's, or the user's for a JWT."""
+        return f"key:{self.key_id}" if self.key_id else f"user:{self.user_id}"
 
 
 class Authenticator(Protocol):
@@ -57,27 +63,29 @@ class ApiKeyAuthenticator:
         if apikeys.parse(credential) is None:
             return None  # malformed or bad checksum: no database round trip
         async with self._sessions.begin() as session:
-            record = await identity.verify_api_key(
+            found = await identity.authenticate_api_key(
                 session=session,
                 api_key=credential,
                 pepper=self._pepper,
                 touch_interval=self._touch_interval,
             )
-        if record is None:
+        if found is None:
             return None
+        record, user = found
         return Principal(
             user_id=str(record.user_id),
             method="api_key",
             key_id=str(record.id),
-            scopes=tuple(record.scopes),
+            scopes=scopes.effective_scopes(user.role, record.scopes),
+            role=user.role,
         )
 
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="BearerAuth",
-    bearerFormat="agl API key",
-    description="`Authorization: Bearer agl_...` with an API key.",
+    bearerFormat="agl API key or JWT",
+    description="`Authorization: Bearer agl_...` with an API key, or `Bearer <JWT>`.",
 )
 api_key_scheme = APIKeyHeader(
     name="X-API-Key",
@@ -96,7 +104,13 @@ async def require_principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    """The caller of an /api route; 401 when the credentials are missing or not valid."""
+    """The caller of an /api route; 401 when the credentials are missing or not valid (one
+    body for every reason: bad signature, expired, revoked, suspended...).
+
+    Kept on the request, so the router's dependency and a route's scope check share it."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
     credential = bearer.credentials if bearer is not None else api_key
     if not credential:
         raise unauthenticated("credentials are required")
@@ -105,6 +119,7 @@ async def require_principal(
         if authenticator.accepts(credential):
             principal = await authenticator.authenticate(credential)
             if principal is not None:
+                request.state.principal = principal
                 return principal
             break
     raise unauthenticated("the credentials are not valid")

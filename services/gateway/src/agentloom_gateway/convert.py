@@ -202,4 +202,5 @@ def api_key(record: ApiKey) -> schemas.ApiKeyOut:
         last_used_at=record.last_used_at,
         expires_at=record.expires_at,
         revoked_at=record.revoked_at,
+        suspended_at=record.suspended_at,
     )

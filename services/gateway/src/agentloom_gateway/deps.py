@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from agentloom_gateway.auth import Authenticator
 from agentloom_gateway.clients import Services
+from agentloom_gateway.ratelimit import RateLimiter
 from agentloom_gateway.settings import GatewaySettings
+from agentloom_gateway.vault import KeyRing
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     services: Services
     authenticators: list[Authenticator] = field(default_factory=list)
+    limiter: RateLimiter | None = None
+    keyring: KeyRing | None = None
 
 
 def get_resources(request: Request) -> Resources:
@@ -41,7 +45,15 @@ def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return get_resources(request).sessions
 
 
+def get_keyring(request: Request) -> KeyRing:
+    keyring = get_resources(request).keyring
+    if keyring is None:
+        raise RuntimeError("the credentials vault is not configured")
+    return keyring
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 # Routes open one transaction explicitly: `async with sessions.begin() as session`.
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessions)]
+KeyRingDep = Annotated[KeyRing, Depends(get_keyring)]

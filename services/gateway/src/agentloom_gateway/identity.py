@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_gateway import apikeys
+from agentloom_gateway.scopes import USER_SCOPES
 from agentloom_gateway.tables import ApiKey, User
 
 ROLES = ("user", "admin")
@@ -48,24 +50,99 @@ def validate_timezone(name: str) -> str:
 
 
 async def create_user(
-    *, session: AsyncSession, email: str, name: str, role: str = "user", timezone: str = "UTC"
+    *,
+    session: AsyncSession,
+    email: str | None,
+    name: str,
+    role: str = "user",
+    timezone: str = "UTC",
+    user_id: uuid.UUID | None = None,
+    subject: str | None = None,
 ) -> User:
-    """Add a user; the email is stored lower-cased and must be unused."""
+    """Add a user; the email is stored lower-cased and must be unused. The JWT subject
+    naming the user defaults to its id."""
     if role not in ROLES:
         raise IdentityError(f"role must be one of {', '.join(ROLES)}")
+    new_id = user_id or uuid.uuid4()
     user = User(
-        id=uuid.uuid4(),
-        email=email.strip().lower(),
+        id=new_id,
+        email=email.strip().lower() if email else None,
+        subject=subject or str(new_id),
         name=name,
         role=role,
         timezone=validate_timezone(timezone),
     )
     session.add(user)
     try:
-        await session.flush()
+        async with session.begin_nested():
+            await session.flush()
     except IntegrityError as error:
-        raise EmailTaken(f"a user with email {user.email!r} already exists") from error
+        raise EmailTaken(f"a user with email {user.email!r} or this id already exists") from error
     await session.refresh(user)
+    return user
+
+
+async def user_for_subject(
+    *, session: AsyncSession, subject: str, email: str | None = None, name: str = ""
+) -> User:
+    """The user a JWT subject names, created on its first use (race-safe: one row per
+    subject). A claimed email is kept only when no other user has it."""
+    user = await session.scalar(select(User).where(User.subject == subject))
+    if user is not None:
+        return user
+    values = {
+        "id": uuid.uuid4(),
+        "subject": subject,
+        "name": name or subject[:200],
+        "role": "user",
+        "timezone": "UTC",
+    }
+    clean_email = email.strip().lower() if email else None
+    if clean_email and await session.scalar(select(User.id).where(User.email == clean_email)):
+        clean_email = None
+    await session.execute(insert(User).values(**values, email=clean_email).on_conflict_do_nothing())
+    user = await session.scalar(select(User).where(User.subject == subject))
+    if user is None:  # the email was taken between the check and the insert
+        await session.execute(insert(User).values(**values).on_conflict_do_nothing())
+        user = await session.scalar(select(User).where(User.subject == subject))
+    if user is None:
+        raise IdentityError("could not create the user")
+    return user
+
+
+async def list_users(
+    *, session: AsyncSession, page_size: int, after: uuid.UUID | None = None
+) -> list[User]:
+    """One page of users ordered by id, starting after `after`."""
+    query = select(User).order_by(User.id).limit(page_size)
+    if after is not None:
+        query = query.where(User.id > after)
+    return list(await session.scalars(query))
+
+
+async def set_user_suspended(
+    *, session: AsyncSession, user_id: uuid.UUID | str, suspended: bool
+) -> User | None:
+    """Suspend (every credential of the user stops working) or reinstate a user."""
+    user = await get_user(session=session, user_id=user_id)
+    if user is None:
+        return None
+    if suspended and user.suspended_at is None:
+        user.suspended_at = datetime.now(UTC)
+    elif not suspended:
+        user.suspended_at = None
+    await session.flush()
+    return user
+
+
+async def set_user_role(*, session: AsyncSession, user_id: uuid.UUID | str, role: str) -> User:
+    if role not in ROLES:
+        raise IdentityError(f"role must be one of {', '.join(ROLES)}")
+    user = await get_user(session=session, user_id=user_id)
+    if user is None:
+        raise IdentityError(f"no user {user_id}")
+    user.role = role
+    await session.flush()
     return user
 
 
@@ -98,10 +175,11 @@ async def create_api_key(
     user_id: uuid.UUID | str,
     name: str,
     pepper: bytes,
-    scopes: Sequence[str] = (),
+    scopes: Sequence[str] | None = None,
     expires_at: datetime | None = None,
 ) -> CreatedApiKey:
-    """Create a key for the user and return it in full, once."""
+    """Create a key for the user and return it in full, once. Without `scopes` it gets every
+    scope of a plain user (never `admin`, which is only ever granted explicitly)."""
     key, parts = apikeys.generate()
     record = ApiKey(
         id=uuid.uuid4(),
@@ -109,7 +187,7 @@ async def create_api_key(
         public_id=parts.public_id,
         secret_hmac=apikeys.hash_secret(parts.secret, pepper),
         name=name,
-        scopes=list(scopes),
+        scopes=list(dict.fromkeys(USER_SCOPES if scopes is None else scopes)),
         expires_at=expires_at,
     )
     session.add(record)
@@ -130,18 +208,46 @@ async def verify_api_key(
     touch_interval: timedelta = timedelta(minutes=1),
 ) -> ApiKey | None:
     """The live key record matching `api_key`, or None (malformed, unknown, wrong secret,
-    revoked or expired). Records the use, at most once per `touch_interval`."""
+    revoked, suspended, expired, or its user suspended). Records the use, at most once per
+    `touch_interval`."""
+    found = await authenticate_api_key(
+        session=session, api_key=api_key, pepper=pepper, now=now, touch_interval=touch_interval
+    )
+    return found[0] if found is not None else None
+
+
+async def authenticate_api_key(
+    *,
+    session: AsyncSession,
+    api_key: str,
+    pepper: bytes,
+    now: datetime | None = None,
+    touch_interval: timedelta = timedelta(minutes=1),
+) -> tuple[ApiKey, User] | None:
+    """`verify_api_key` with the key's user (for its role), in the same one lookup."""
     parts = apikeys.parse(api_key)
     if parts is None:
         return None
-    record = await session.scalar(select(ApiKey).where(ApiKey.public_id == parts.public_id))
+    row = (
+        await session.execute(
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.public_id == parts.public_id)
+        )
+    ).first()
+    record, user = (row[0], row[1]) if row is not None else (None, None)
     expected = record.secret_hmac if record is not None else _NO_HMAC
     matches = hmac.compare_digest(apikeys.hash_secret(parts.secret, pepper), expected)
-    if record is None or not matches:
+    if record is None or user is None or not matches:
         return None
     now = now or datetime.now(UTC)
     expired = record.expires_at is not None and record.expires_at <= now
-    if record.revoked_at is not None or expired:
+    if (
+        record.revoked_at is not None
+        or record.suspended_at is not None
+        or user.suspended_at is not None
+        or expired
+    ):
         return None
     stale = now - touch_interval
     if record.last_used_at is None or record.last_used_at < stale:
@@ -153,7 +259,7 @@ async def verify_api_key(
             )
             .values(last_used_at=now)
         )
-    return record
+    return record, user
 
 
 async def list_api_keys(*, session: AsyncSession, user_id: uuid.UUID | str) -> list[ApiKey]:
@@ -189,4 +295,30 @@ async def revoke_api_key(
     if record is not None and record.revoked_at is None:
         record.revoked_at = now or datetime.now(UTC)
         await session.flush()
+    return record
+
+
+async def update_api_key(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID | str,
+    key_id: uuid.UUID | str,
+    name: str | None = None,
+    scopes: Sequence[str] | None = None,
+    suspended: bool | None = None,
+) -> ApiKey | None:
+    """Rename, change the scopes of, suspend or resume the user's key; None leaves a field
+    as it is. A revoked key stays revoked."""
+    record = await get_api_key(session=session, user_id=user_id, key_id=key_id)
+    if record is None:
+        return None
+    if name is not None:
+        record.name = name
+    if scopes is not None:
+        record.scopes = list(dict.fromkeys(scopes))
+    if suspended is True and record.suspended_at is None:
+        record.suspended_at = datetime.now(UTC)
+    elif suspended is False:
+        record.suspended_at = None
+    await session.flush()
     return record

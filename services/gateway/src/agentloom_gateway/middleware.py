@@ -3,6 +3,7 @@ request limits (body size, JSON nesting) enforced before any handler sees the bo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -17,6 +18,9 @@ from agentloom_gateway.errors import ApiProblem, problem_response
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# An oversized body up to this many times the limit is read and dropped before the 413.
+_DRAIN_FACTOR = 4
+_DRAIN_TIMEOUT_S = 5.0
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
@@ -98,6 +102,8 @@ class RequestLimitsMiddleware:
             await self._reject(scope, receive, send, ApiProblem(400, "BAD_REQUEST", "bad length"))
             return
         if declared is not None and int(declared) > self.max_body_bytes:
+            if int(declared) <= _DRAIN_FACTOR * self.max_body_bytes:
+                await self._drain(receive, _DRAIN_FACTOR * self.max_body_bytes)
             await self._reject(scope, receive, send, self._too_large())
             return
         chunks: list[bytes] = []
@@ -110,6 +116,8 @@ class RequestLimitsMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
+                if message.get("more_body", False):
+                    await self._drain(receive, (_DRAIN_FACTOR - 1) * self.max_body_bytes)
                 await self._reject(scope, receive, send, self._too_large())
                 return
             chunks.append(chunk)
@@ -133,6 +141,23 @@ class RequestLimitsMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _drain(receive: Receive, budget: int) -> None:
+        """Read and drop the rest of a moderately oversized body (at most `budget` bytes, for
+        at most a few seconds), so the client has sent it all and reads the 413 instead of
+        a connection reset. Larger bodies are cut off unread."""
+        try:
+            async with asyncio.timeout(_DRAIN_TIMEOUT_S):
+                while budget > 0:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    budget -= len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return
+        except TimeoutError:
+            return
 
     def _too_large(self) -> ApiProblem:
         # The rest of the body is never read: close the connection rather than drain it.

@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentloom_common.problem import Problem
+from agentloom_gateway.scopes import Scope
+from agentloom_gateway.text import PlainName, PlainText
 
 MAX_INT32 = 2**31 - 1
 _Strict = ConfigDict(extra="forbid")
@@ -41,8 +43,8 @@ class GraphIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
+    name: PlainName = Field(min_length=1, max_length=200)
+    description: PlainText = Field(default="", max_length=10_000)
     nodes: list[NodeIn] = Field(default_factory=list)
     links: list[LinkIn] = Field(default_factory=list)
 
@@ -182,7 +184,7 @@ class Block(BaseModel):
 
 class UserOut(BaseModel):
     id: str
-    email: str
+    email: str | None
     name: str
     role: str
     timezone: str
@@ -191,7 +193,7 @@ class UserOut(BaseModel):
 class UserUpdate(BaseModel):
     model_config = _Strict
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: PlainName | None = Field(default=None, min_length=1, max_length=200)
     timezone: str | None = Field(default=None, max_length=64, description="IANA time zone.")
 
 
@@ -202,8 +204,21 @@ class Credits(BaseModel):
 class ApiKeyIn(BaseModel):
     model_config = _Strict
 
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainName = Field(min_length=1, max_length=200)
     expires_at: datetime | None = Field(default=None, description="With a time zone.")
+    scopes: list[Scope] | None = Field(
+        default=None,
+        max_length=32,
+        description="Default: every scope of a plain user the caller has. Never more than "
+        "the caller has.",
+    )
+
+
+class ApiKeyUpdate(BaseModel):
+    model_config = _Strict
+
+    name: PlainName | None = Field(default=None, min_length=1, max_length=200)
+    scopes: list[Scope] | None = Field(default=None, max_length=32)
 
 
 class ApiKeyOut(BaseModel):
@@ -215,6 +230,7 @@ class ApiKeyOut(BaseModel):
     last_used_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    suspended_at: datetime | None = None
 
 
 class ApiKeyCreated(ApiKeyOut):

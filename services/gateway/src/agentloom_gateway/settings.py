@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import SecretStr
 
 from agentloom_common.settings import ServiceSettings
 
 DEV_API_KEY_PEPPER = "agentloom-dev-pepper-do-not-use-in-production"
+DEV_JWT_SECRET = "agentloom-dev-jwt-secret-do-not-use-in-production"
+# base64 of 32 bytes; a development key-encryption key, logged as a warning when used.
+DEV_KEK_ID = "dev"
+DEV_KEK = "ZGV2LWtleS1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE="
 
 
 class GatewaySettings(ServiceSettings):
@@ -29,3 +35,31 @@ class GatewaySettings(ServiceSettings):
     max_node_input_bytes: int = 262_144
     # Retry-After sent with 503 answers (a downstream service or the database is down).
     retry_after_s: int = 1
+
+    # JWT (RFC 8725): "hs256" verifies with `jwt_secret` (the local default, see `mint-token`);
+    # "jwks" verifies RS256/ES256 tokens against the keys served at `jwt_jwks_url` (an
+    # operator-chosen URL: keys are never fetched from a token's `kid`/`jku`).
+    jwt_mode: Literal["hs256", "jwks"] = "hs256"
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_jwks_url: str = ""
+    jwt_jwks_refresh_s: float = 300.0
+    jwt_issuer: str = "agentloom"
+    jwt_audience: str = "agentloom-api"
+    jwt_leeway_s: int = 30
+    # Rate limits: requests per window per principal (API key, or user for JWTs) and route
+    # class; counted in Redis under `rate_limit_prefix`.
+    rate_limit_window_s: int = 60
+    rate_limit_read: int = 600
+    rate_limit_write: int = 120
+    rate_limit_execute: int = 60
+    rate_limit_admin: int = 120
+    rate_limit_prefix: str = "agentloom:ratelimit:"
+    redis_timeout_s: float = 0.5
+    # Credentials vault: key-encryption keys by id (base64 of 32 bytes, as a JSON object in
+    # AGENTLOOM_CREDENTIAL_KEKS), the current one wraps new data keys; older ones still unwrap.
+    credential_keks: dict[str, SecretStr] = {DEV_KEK_ID: SecretStr(DEV_KEK)}
+    credential_kek_current: str = DEV_KEK_ID
+    # Internal gRPC CredentialsService (for the runner); empty disables it.
+    credentials_grpc_addr: str = "127.0.0.1:50056"
+    # Markup-free text limits enforced at the gateway.
+    max_node_metadata_bytes: int = 65_536

@@ -1,4 +1,5 @@
-"""The identity schema: users and their API keys (SQLAlchemy 2 typed tables)."""
+"""The identity schema: users, their API keys and their integration credentials (SQLAlchemy 2
+typed tables)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from sqlalchemy import (
     ForeignKey,
     LargeBinary,
     MetaData,
+    SmallInteger,
     Text,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "identity"
@@ -31,12 +33,16 @@ class User(Base):
     __table_args__ = (CheckConstraint("role IN ('user', 'admin')", name="users_role_check"),)
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
-    # Stored lower-cased, so the unique constraint is case-insensitive.
-    email: Mapped[str] = mapped_column(Text, unique=True)
+    # Stored lower-cased, so the unique constraint is case-insensitive. None for users
+    # created on first use from a JWT without an (unused) email claim.
+    email: Mapped[str | None] = mapped_column(Text, unique=True)
+    # The JWT `sub` that names this user (its own id for users made by an admin or the CLI).
+    subject: Mapped[str] = mapped_column(Text, unique=True)
     name: Mapped[str] = mapped_column(Text)
     role: Mapped[str] = mapped_column(Text, server_default="user")
     timezone: Mapped[str] = mapped_column(Text, server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Base):
@@ -56,6 +62,31 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Credential(Base):
+    """One integration credential. The secret fields are one JSON document sealed with
+    AES-256-GCM under a per-credential data key, itself wrapped by key-encryption key `kek_id`;
+    both bind (owner, id) as associated data. `attributes` holds only non-secret fields."""
+
+    __tablename__ = "credentials"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    attributes: Mapped[dict[str, object]] = mapped_column(JSONB, server_default=text("'{}'"))
+    kek_id: Mapped[str] = mapped_column(Text, index=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    # Format of the sealed fields, so a later scheme can be told apart.
+    scheme: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 metadata = Base.metadata

@@ -1,4 +1,5 @@
-"""The /api router: every route in it requires an authenticated principal."""
+"""The /api router: every route in it requires an authenticated principal, and declares the
+scope it needs (`access.requires`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from fastapi import APIRouter, Depends
 
 from agentloom_gateway.auth import require_principal
 from agentloom_gateway.errors import problem_responses
-from agentloom_gateway.routes import api_keys, blocks, executions, graphs, user
+from agentloom_gateway.routes import admin, api_keys, blocks, executions, graphs, integrations, user
 
 # Problems any /api operation may answer.
-COMMON_PROBLEMS = (400, 401, 413, 422, 429, 500, 503)
+COMMON_PROBLEMS = (400, 401, 403, 413, 422, 429, 500, 503)
 
 
 def api_router() -> APIRouter:
@@ -18,6 +19,6 @@ def api_router() -> APIRouter:
         dependencies=[Depends(require_principal)],
         responses=problem_responses(*COMMON_PROBLEMS),
     )
-    for module in (graphs, executions, blocks, user, api_keys):
+    for module in (graphs, executions, blocks, user, api_keys, integrations, admin):
         router.include_router(module.router)
     return router

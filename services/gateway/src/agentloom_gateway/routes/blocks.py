@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 
 from agentloom.blocks.v1 import blocks_pb2
 from agentloom_gateway import convert, schemas
+from agentloom_gateway.access import requires
 from agentloom_gateway.deps import ServicesDep
 from agentloom_gateway.errors import problem_responses
 
@@ -17,7 +18,12 @@ router = APIRouter(prefix="/blocks", tags=["blocks"])
 BlockId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$", description="Block id.")]
 
 
-@router.get("", summary="List the available blocks")
+@router.get(
+    "",
+    summary="List the available blocks",
+    responses=problem_responses(403),
+    dependencies=[requires("blocks:read")],
+)
 async def list_blocks(services: ServicesDep) -> list[schemas.Block]:
     reply: blocks_pb2.ListBlocksResponse = await services.blocks.ListBlocks(
         blocks_pb2.ListBlocksRequest()
@@ -25,7 +31,12 @@ async def list_blocks(services: ServicesDep) -> list[schemas.Block]:
     return [convert.block(block) for block in reply.blocks]
 
 
-@router.get("/{block_id}", summary="Get a block", responses=problem_responses(404))
+@router.get(
+    "/{block_id}",
+    summary="Get a block",
+    responses=problem_responses(403, 404),
+    dependencies=[requires("blocks:read")],
+)
 async def get_block(block_id: BlockId, services: ServicesDep) -> schemas.Block:
     reply: blocks_pb2.GetBlockResponse = await services.blocks.GetBlock(
         blocks_pb2.GetBlockRequest(block_id=block_id)

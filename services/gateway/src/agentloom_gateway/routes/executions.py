@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 from agentloom.billing.v1 import billing_pb2
 from agentloom.executor.v1 import executor_pb2
 from agentloom_gateway import convert, schemas
+from agentloom_gateway.access import requires
 from agentloom_gateway.auth import Principal, PrincipalDep
 from agentloom_gateway.clients import Services
 from agentloom_gateway.deps import ServicesDep
@@ -26,7 +27,7 @@ PresetId = Annotated[
 ]
 ExecuteBody = Annotated[schemas.ExecuteIn | None, Body()]
 
-_EXECUTE_RESPONSES = problem_responses(402, 404, 409)
+_EXECUTE_RESPONSES = problem_responses(402, 403, 404, 409)
 _EXECUTE_DESCRIPTION = (
     "Checks the balance (402 with `balance` when it is used up), then queues an execution. "
     "An invalid graph or inputs answer 400 with `node_errors`."
@@ -73,6 +74,7 @@ async def _execute(
     summary="Execute the active version of a graph",
     description=_EXECUTE_DESCRIPTION,
     responses=_EXECUTE_RESPONSES,
+    dependencies=[requires("executions:write", route_class="execute")],
 )
 async def execute_graph(
     graph_id: GraphId,
@@ -91,6 +93,7 @@ async def execute_graph(
     summary="Execute a given version of a graph",
     description=_EXECUTE_DESCRIPTION,
     responses=_EXECUTE_RESPONSES,
+    dependencies=[requires("executions:write", route_class="execute")],
 )
 async def execute_graph_version(
     graph_id: GraphId,
@@ -107,7 +110,8 @@ async def execute_graph_version(
 @router.post(
     "/graphs/{graph_id}/executions/{graph_exec_id}/stop",
     summary="Stop an execution (idempotent)",
-    responses=problem_responses(404),
+    responses=problem_responses(403, 404),
+    dependencies=[requires("executions:write")],
 )
 async def stop_execution(
     graph_id: GraphId,
@@ -122,7 +126,12 @@ async def stop_execution(
     return convert.execution(reply.execution)
 
 
-@router.get("/executions", summary="List executions, newest first")
+@router.get(
+    "/executions",
+    summary="List executions, newest first",
+    responses=problem_responses(403),
+    dependencies=[requires("executions:read")],
+)
 async def list_executions(
     principal: PrincipalDep,
     services: ServicesDep,
@@ -143,7 +152,12 @@ async def list_executions(
     )
 
 
-@router.get("/executions/{exec_id}", summary="Get an execution", responses=problem_responses(404))
+@router.get(
+    "/executions/{exec_id}",
+    summary="Get an execution",
+    responses=problem_responses(403, 404),
+    dependencies=[requires("executions:read")],
+)
 async def get_execution(
     exec_id: ExecutionId, principal: PrincipalDep, services: ServicesDep
 ) -> schemas.Execution:
@@ -155,7 +169,8 @@ async def get_execution(
 @router.get(
     "/executions/{exec_id}/results",
     summary="Get an execution with its graph outputs and node executions",
-    responses=problem_responses(404),
+    responses=problem_responses(403, 404),
+    dependencies=[requires("executions:read")],
 )
 async def get_execution_results(
     exec_id: ExecutionId, principal: PrincipalDep, services: ServicesDep

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from agentloom.graphs.v1 import graphs_pb2
 from agentloom_common.problem import FieldError
 from agentloom_gateway import convert, schemas
+from agentloom_gateway.access import requires
 from agentloom_gateway.auth import PrincipalDep
 from agentloom_gateway.deps import ServicesDep, SettingsDep
 from agentloom_gateway.errors import ApiProblem, problem_responses
@@ -34,6 +35,10 @@ def check_graph_limits(graph: schemas.GraphIn, settings: GatewaySettings) -> Non
         if len(json.dumps(node.input_default)) > settings.max_node_input_bytes:
             errors.append(
                 FieldError(field=f"body.nodes.{index}.input_default", message="input too large")
+            )
+        if len(json.dumps(node.metadata)) > settings.max_node_metadata_bytes:
+            errors.append(
+                FieldError(field=f"body.nodes.{index}.metadata", message="metadata too large")
             )
     if errors:
         raise ApiProblem(422, "VALIDATION_ERROR", "the graph exceeds a limit", errors=errors)
@@ -61,7 +66,8 @@ def expected_version(if_match: str | None, query_value: int | None) -> int:
     "",
     status_code=201,
     summary="Create a graph",
-    responses=problem_responses(409),
+    responses=problem_responses(403, 409),
+    dependencies=[requires("graphs:write")],
     response_description="The graph, version 1. `Location` names it.",
 )
 async def create_graph(
@@ -80,7 +86,12 @@ async def create_graph(
     return convert.graph(reply.graph)
 
 
-@router.get("", summary="List graphs (their active versions)")
+@router.get(
+    "",
+    summary="List graphs (their active versions)",
+    responses=problem_responses(403),
+    dependencies=[requires("graphs:read")],
+)
 async def list_graphs(
     principal: PrincipalDep,
     services: ServicesDep,
@@ -97,7 +108,12 @@ async def list_graphs(
     )
 
 
-@router.get("/{graph_id}", summary="Get a graph", responses=problem_responses(404))
+@router.get(
+    "/{graph_id}",
+    summary="Get a graph",
+    responses=problem_responses(403, 404),
+    dependencies=[requires("graphs:read")],
+)
 async def get_graph(
     graph_id: GraphId,
     principal: PrincipalDep,
@@ -118,7 +134,8 @@ async def get_graph(
     summary="Update a graph (creates a new active version)",
     description="Optimistic concurrency: send the version you edited as `If-Match: <version>` "
     "or `?expected_version=`; 409 when a newer version exists.",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(403, 404, 409),
+    dependencies=[requires("graphs:write")],
 )
 async def update_graph(
     graph_id: GraphId,
@@ -143,7 +160,11 @@ async def update_graph(
 
 
 @router.delete(
-    "/{graph_id}", status_code=204, summary="Delete a graph", responses=problem_responses(404)
+    "/{graph_id}",
+    status_code=204,
+    summary="Delete a graph",
+    responses=problem_responses(403, 404),
+    dependencies=[requires("graphs:write")],
 )
 async def delete_graph(graph_id: GraphId, principal: PrincipalDep, services: ServicesDep) -> None:
     request = graphs_pb2.DeleteGraphRequest(user_id=principal.user_id, graph_id=str(graph_id))
@@ -153,7 +174,8 @@ async def delete_graph(graph_id: GraphId, principal: PrincipalDep, services: Ser
 @router.get(
     "/{graph_id}/versions",
     summary="List every version of a graph",
-    responses=problem_responses(404),
+    responses=problem_responses(403, 404),
+    dependencies=[requires("graphs:read")],
 )
 async def list_graph_versions(
     graph_id: GraphId, principal: PrincipalDep, services: ServicesDep
@@ -166,7 +188,8 @@ async def list_graph_versions(
 @router.put(
     "/{graph_id}/versions/active",
     summary="Choose the active version of a graph",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(403, 404, 409),
+    dependencies=[requires("graphs:write")],
 )
 async def set_active_version(
     graph_id: GraphId,

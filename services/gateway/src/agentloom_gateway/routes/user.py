@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from agentloom.billing.v1 import billing_pb2
 from agentloom_common.problem import FieldError
 from agentloom_gateway import convert, identity, schemas
+from agentloom_gateway.access import requires
 from agentloom_gateway.auth import PrincipalDep
 from agentloom_gateway.deps import ServicesDep, SessionsDep
 from agentloom_gateway.errors import ApiProblem, not_found, problem_responses
@@ -14,7 +15,12 @@ from agentloom_gateway.errors import ApiProblem, not_found, problem_responses
 router = APIRouter(prefix="/user", tags=["user"])
 
 
-@router.get("", summary="Get the current user", responses=problem_responses(404))
+@router.get(
+    "",
+    summary="Get the current user",
+    responses=problem_responses(403, 404),
+    dependencies=[requires("profile:read")],
+)
 async def get_user(principal: PrincipalDep, sessions: SessionsDep) -> schemas.UserOut:
     async with sessions.begin() as session:
         user = await identity.get_user(session=session, user_id=principal.user_id)
@@ -23,7 +29,12 @@ async def get_user(principal: PrincipalDep, sessions: SessionsDep) -> schemas.Us
     return convert.user(user)
 
 
-@router.put("", summary="Update the current user", responses=problem_responses(404))
+@router.put(
+    "",
+    summary="Update the current user",
+    responses=problem_responses(403, 404),
+    dependencies=[requires("profile:write")],
+)
 async def update_user(
     body: schemas.UserUpdate, principal: PrincipalDep, sessions: SessionsDep
 ) -> schemas.UserOut:
@@ -40,7 +51,12 @@ async def update_user(
     return convert.user(user)
 
 
-@router.get("/credits", summary="Get the current credit balance")
+@router.get(
+    "/credits",
+    summary="Get the current credit balance",
+    responses=problem_responses(403),
+    dependencies=[requires("credits:read")],
+)
 async def get_credits(principal: PrincipalDep, services: ServicesDep) -> schemas.Credits:
     reply: billing_pb2.GetBalanceResponse = await services.billing.GetBalance(
         billing_pb2.GetBalanceRequest(user_id=principal.user_id)
