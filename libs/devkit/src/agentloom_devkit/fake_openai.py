@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import re
 import socket
 import threading
@@ -98,7 +99,15 @@ def create_app(log: RequestLog | None = None) -> FastAPI:
         problem = _invalid_request(body)
         if problem:
             return _error(400, problem, "invalid_request_error")
-        requests_log.add({"path": request.url.path, "body": body, "received_at": time.time()})
+        requests_log.add(
+            {
+                "path": request.url.path,
+                "body": body,
+                "received_at": time.time(),
+                # Which key was used, without keeping the key: tests compare hashes.
+                "api_key_sha256": hashlib.sha256(_bearer_token(request).encode()).hexdigest(),
+            }
+        )
         return await _answer(body, _bearer_token(request))
 
     app.add_api_route("/v1/chat/completions", chat_completions, methods=["POST"])

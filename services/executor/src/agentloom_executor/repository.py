@@ -275,6 +275,7 @@ class ClaimedNode:
     graph_id: str
     config: dict[str, Any]
     max_credits: int | None = None
+    credentials_inputs: dict[str, Any] | None = None
 
 
 async def claim_node(
@@ -323,6 +324,7 @@ async def claim_node(
                 Execution.graph_id,
                 NodeExecution.config,
                 Execution.max_credits,
+                Execution.credentials_inputs,
             )
         )
     ).one_or_none()

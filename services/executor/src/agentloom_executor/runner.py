@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.billing.v1 import billing_pb2, billing_pb2_grpc
 from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
+from agentloom.identity.v1 import credentials_pb2, credentials_pb2_grpc
 from agentloom_blocks.sdk import ERROR_PIN, Block, BlockContext, BlockError, PlatformConfig
 from agentloom_common.bus import CONTROL_EXCHANGE, JOBS_QUEUE, PoisonMessage, Topology, consume
 from agentloom_common.errors import error_info
@@ -76,6 +77,7 @@ class Runner:
         topology: Topology,
         billing: billing_pb2_grpc.BillingServiceStub,
         graphs: graphs_pb2_grpc.GraphsServiceStub,
+        credentials: credentials_pb2_grpc.CredentialsServiceStub,
         *,
         config: PlatformConfig,
         options: RunnerOptions,
@@ -86,6 +88,7 @@ class Runner:
         self._topology = topology
         self._billing = billing
         self._graphs = graphs
+        self._credentials = credentials
         self._config = config
         self._options = options
         self._running: defaultdict[str, set[asyncio.Task[Outcome]]] = defaultdict(set)
@@ -349,6 +352,10 @@ class Runner:
             )
             message = f"invalid input: {problems}"
             return Outcome(Status.FAILED, [[ERROR_PIN, message]], message)
+        try:
+            credentials = await self._credentials_for(block, claim)
+        except CredentialProblem as problem:
+            return Outcome(Status.FAILED, [[ERROR_PIN, str(problem)]], str(problem))
         context = BlockContext(
             user_id=claim.user_id,
             graph_id=claim.graph_id,
@@ -358,6 +365,7 @@ class Runner:
             config=self._config,
             logger=logging.getLogger(f"agentloom.block.{block.id}"),
             store=UserValues(self._sessions, claim.user_id),
+            credentials=credentials,
         )
         outputs: list[list[Any]] = []
         try:
@@ -372,6 +380,34 @@ class Runner:
             outputs.append([ERROR_PIN, message])
             return Outcome(Status.FAILED, outputs, message)
         return Outcome(Status.COMPLETED, outputs, None)
+
+    async def _credentials_for(
+        self, block: type[Block], claim: repository.ClaimedNode
+    ) -> dict[str, dict[str, str]]:
+        """The user's stored credentials this block needs, by provider, as chosen on
+        execute (`credentials_inputs`: {provider or field: {"id": credential id}}). Without
+        a choice the block falls back to the platform's defaults."""
+        chosen = claim.credentials_inputs or {}
+        found: dict[str, dict[str, str]] = {}
+        for field in getattr(block, "credentials", ()):
+            entry = chosen.get(field.provider)
+            credential_id = entry.get("id") if isinstance(entry, Mapping) else entry
+            if not credential_id:
+                continue
+            try:
+                reply = await self._credentials.GetCredential(
+                    credentials_pb2.GetCredentialRequest(
+                        user_id=claim.user_id, credential_id=str(credential_id)
+                    )
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:
+                    raise CredentialProblem(f"credential {credential_id} not found") from None
+                raise CredentialProblem(
+                    f"credential {credential_id} could not be read ({error.code().name})"
+                ) from None
+            found[field.provider] = {**dict(reply.attributes), **dict(reply.secrets)}
+        return found
 
     async def _charge(
         self, claim: repository.ClaimedNode, block: type[Block], outcome: Outcome
@@ -399,6 +435,10 @@ class Runner:
                 raise
             return Outcome(Status.FAILED, [], refusal), 0
         return outcome, int(reply.amount)
+
+
+class CredentialProblem(Exception):
+    """A chosen credential that cannot be had: the node fails with this message."""
 
 
 BILLING_REFUSALS = {

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from agentloom.billing.v1 import billing_pb2_grpc
 from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc
 from agentloom.graphs.v1 import graphs_pb2_grpc
+from agentloom.identity.v1 import credentials_pb2_grpc
 from agentloom_blocks.registry import load_blocks
 from agentloom_blocks.sdk import PlatformConfig
 from agentloom_common import bus
@@ -170,6 +171,9 @@ async def start_runner(
 ) -> tuple[Runner, list[grpc.aio.Channel]]:
     billing_channel = create_channel(settings.billing_addr, deadline_s=settings.grpc_deadline_s)
     graphs_channel = create_channel(settings.graphs_addr, deadline_s=settings.grpc_deadline_s)
+    credentials_channel = create_channel(
+        settings.credentials_grpc_addr, deadline_s=settings.grpc_deadline_s
+    )
     runner = Runner(
         infra.sessions,
         infra.outbox,
@@ -177,6 +181,7 @@ async def start_runner(
         infra.topology,
         billing_pb2_grpc.BillingServiceStub(billing_channel),
         graphs_pb2_grpc.GraphsServiceStub(graphs_channel),
+        credentials_pb2_grpc.CredentialsServiceStub(credentials_channel),
         config=platform_config(settings),
         options=RunnerOptions(
             node_timeout_s=settings.node_timeout_s,
@@ -191,4 +196,4 @@ async def start_runner(
         ),
     )
     await runner.start(infra.connection, settings.runner_concurrency)
-    return runner, [billing_channel, graphs_channel]
+    return runner, [billing_channel, graphs_channel, credentials_channel]
