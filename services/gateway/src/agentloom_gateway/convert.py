@@ -129,6 +129,7 @@ def execution(message: executor_pb2.Execution) -> schemas.Execution:
             duration_ms=message.stats.duration_ms,
             cost=message.stats.cost,
         ),
+        max_credits=message.max_credits if message.HasField("max_credits") else None,
     )
 
 

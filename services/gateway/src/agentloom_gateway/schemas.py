@@ -97,7 +97,17 @@ class ExecuteIn(BaseModel):
     model_config = _Strict
 
     inputs: dict[str, Any] = Field(default_factory=dict, description="Graph inputs by name.")
-    credentials_inputs: dict[str, Any] = Field(default_factory=dict)
+    credentials_inputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Which stored credential a block uses, by provider: "
+        '`{"openai": {"id": "<credential id>"}}`. Without one, the platform\'s default.',
+    )
+    max_credits: int | None = Field(
+        default=None,
+        ge=0,
+        le=10**12,
+        description="A credit cap for this execution: past it, the execution fails.",
+    )
 
 
 class ExecutionStatus(StrEnum):
@@ -128,6 +138,7 @@ class Execution(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     stats: ExecutionStats
+    max_credits: int | None = Field(default=None, description="The credit cap, if any.")
 
 
 class ExecutionList(BaseModel):

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from agentloom.billing.v1 import billing_pb2
-from agentloom.graphs.v1 import graphs_pb2
 from agentloom_gateway.access import requires
 from agentloom_gateway.auth import PrincipalDep, require_principal
 from agentloom_gateway.deps import ServicesDep
 from agentloom_gateway.errors import problem_responses
+from agentloom_gateway.estimates import estimate_graph
 from agentloom_gateway.routes import COMMON_PROBLEMS
 from agentloom_gateway.schemas import MAX_INT32
 
@@ -214,27 +214,7 @@ async def estimate_cost(
         int | None, Query(ge=1, le=MAX_INT32, description="Default: the active one.")
     ] = None,
 ) -> CostEstimate:
-    found: graphs_pb2.GetGraphResponse = await services.graphs.GetGraph(
-        graphs_pb2.GetGraphRequest(
-            user_id=principal.user_id, graph_id=str(graph_id), version=version or 0
-        )
-    )
-    graph = found.graph
-    reply: billing_pb2.EstimateCostResponse = await services.billing.EstimateCost(
-        billing_pb2.EstimateCostRequest(
-            nodes=[
-                billing_pb2.EstimateNode(
-                    id=n.id, block_id=n.block_id, input_default_json=n.input_default_json
-                )
-                for n in graph.nodes
-            ],
-            links=[
-                billing_pb2.EstimateLink(source_id=link.source_id, sink_id=link.sink_id)
-                for link in graph.links
-            ],
-            user_id=principal.user_id,
-        )
-    )
+    graph, reply = await estimate_graph(services, principal.user_id, graph_id, version or 0)
     return CostEstimate(
         graph_id=graph.id,
         graph_version=graph.version,

@@ -16,6 +16,7 @@ from agentloom_gateway.auth import Principal, PrincipalDep
 from agentloom_gateway.clients import Services
 from agentloom_gateway.deps import ServicesDep
 from agentloom_gateway.errors import ApiProblem, problem_responses
+from agentloom_gateway.estimates import estimate_graph
 from agentloom_gateway.routes.graphs import GraphId, PageSize, PageToken
 
 router = APIRouter(tags=["executions"])
@@ -50,11 +51,15 @@ async def _execute(
         billing_pb2.CheckBalanceRequest(user_id=principal.user_id, amount=0)
     )
     if not check.sufficient:
+        # Only on this path: the estimate costs two calls the hot path does not make.
+        _graph, estimate = await estimate_graph(
+            services, principal.user_id, graph_id, graph_version
+        )
         raise ApiProblem(
             402,
             "INSUFFICIENT_CREDITS",
             "the balance is used up: top up to run graphs",
-            members={"balance": check.balance},
+            members={"balance": check.balance, "estimated_cost": estimate.total_credits},
         )
     request = executor_pb2.CreateExecutionRequest(
         user_id=principal.user_id,
@@ -62,6 +67,7 @@ async def _execute(
         graph_version=graph_version,
         inputs_json=json.dumps(body.inputs),
         credentials_inputs_json=json.dumps(body.credentials_inputs),
+        max_credits=body.max_credits,
     )
     reply: executor_pb2.CreateExecutionResponse = await services.executions.CreateExecution(request)
     response.headers["Location"] = f"/api/executions/{reply.execution.id}"
