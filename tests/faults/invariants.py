@@ -11,7 +11,9 @@ from typing import Any
 import aio_pika
 import asyncpg
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from agentloom_billing.ledger import check_conservation
 from agentloom_common.bus import DEAD_QUEUE
 from agentloom_devkit import resources
 from agentloom_devkit.stack import Stack
@@ -94,6 +96,7 @@ class Batch:
             # C4: credits conserved for every user.
             unbalanced = await _conservation(connection)
             assert unbalanced == [], unbalanced[:5]
+            assert await ledger_problems(self.stack) == []
             # C5: outbox drained.
             await _wait_outbox_empty(connection)
         finally:
@@ -197,6 +200,17 @@ async def _conservation(connection: asyncpg.Connection) -> list[str]:
         for r in rows
         if r["balance"] != r["total"]
     ]
+
+
+async def ledger_problems(stack: Stack) -> list[str]:
+    """Billing's own conservation check (grants + top-ups - usage + refunds + adjustments =
+    balance, running balances chained, refunds within charges), on the stack's database."""
+    engine = create_async_engine(stack.database_url)
+    try:
+        async with AsyncSession(engine) as session:
+            return [str(problem) for problem in await check_conservation(session)]
+    finally:
+        await engine.dispose()
 
 
 async def _wait_outbox_empty(connection: asyncpg.Connection, timeout_s: float = 30) -> None:
