@@ -32,3 +32,13 @@ pytest:
 
 protos: install
 	$(UV) run python scripts/gen_protos.py
+
+# `make bench`: the benchmark suite (bench/README.md): the whole platform and a Celery
+# baseline in the same run; one table, and bench/results/latest.json. Celery and psutil are
+# the benchmark's own, layered over the locked workspace for this command only.
+# Pass options with BENCH_ARGS, e.g. `make bench BENCH_ARGS="--w4-seconds 30"`.
+.PHONY: bench
+BENCH_WITH := --with "celery[redis]>=5.4,<6" --with "psutil>=5.9"
+bench: install services
+	$(UV) run --frozen pytest -q -p no:cacheprovider bench/tests
+	$(UV) run --frozen $(BENCH_WITH) python -m bench $(BENCH_ARGS)

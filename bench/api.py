@@ -1,0 +1,129 @@
+"""The gateway's REST API as the benchmark uses it: an httpx client with an API key, plus
+waits that watch many executions with few requests (one list page covers 100)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from bench.graphs import TERMINAL
+
+
+class ApiError(RuntimeError):
+    """A call answered something else than expected (status and body in the message)."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """An execution created through `POST .../execute`: its id, the wall-clock time the
+    request was sent, and how long the request took."""
+
+    execution_id: str
+    sent_at: float
+    post_s: float
+
+
+def epoch(timestamp: str | None) -> float | None:
+    """Seconds since the epoch of an ISO 8601 timestamp from the API (None stays None)."""
+    return datetime.fromisoformat(timestamp).timestamp() if timestamp else None
+
+
+def _json(response: httpx.Response, expected: int) -> Any:
+    if response.status_code != expected:
+        raise ApiError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text[:300]}"
+        )
+    return response.json()
+
+
+class Api:
+    def __init__(self, base_url: str, api_key: str, *, connections: int = 256) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            timeout=httpx.Timeout(60.0),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def create_graph(self, spec: dict[str, Any]) -> str:
+        graph = _json(await self.client.post("/api/graphs", json=spec), 201)
+        return str(graph["id"])
+
+    async def post_execute(
+        self, graph_id: str, inputs: dict[str, Any]
+    ) -> tuple[httpx.Response, float, float]:
+        """The raw `POST /api/graphs/{id}/execute`: the response, when it was sent (wall
+        clock) and how long it took (seconds)."""
+        sent_at, started = time.time(), time.perf_counter()
+        response = await self.client.post(
+            f"/api/graphs/{graph_id}/execute", json={"inputs": inputs, "credentials_inputs": {}}
+        )
+        return response, sent_at, time.perf_counter() - started
+
+    async def execute(self, graph_id: str, inputs: dict[str, Any]) -> Started:
+        response, sent_at, took = await self.post_execute(graph_id, inputs)
+        execution = _json(response, 201)
+        return Started(execution_id=str(execution["id"]), sent_at=sent_at, post_s=took)
+
+    async def execution(self, execution_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = _json(
+            await self.client.get(f"/api/executions/{execution_id}"), 200
+        )
+        return result
+
+    async def results(self, execution_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = _json(
+            await self.client.get(f"/api/executions/{execution_id}/results"), 200
+        )
+        return result
+
+    async def stop(self, graph_id: str, execution_id: str) -> None:
+        _json(await self.client.post(f"/api/graphs/{graph_id}/executions/{execution_id}/stop"), 200)
+
+    async def executions_of(self, graph_id: str) -> list[dict[str, Any]]:
+        """Every execution of a graph, following the pages."""
+        found: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            params = {"graph_id": graph_id, "page_size": "100"}
+            if token:
+                params["page_token"] = token
+            page = _json(await self.client.get("/api/executions", params=params), 200)
+            found += page["executions"]
+            token = page.get("next_page_token") or ""
+            if not token:
+                return found
+
+    async def wait(self, execution_id: str, timeout_s: float, poll_s: float) -> dict[str, Any]:
+        """Poll one execution until it is terminal; after the timeout, the last state seen."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            execution = await self.execution(execution_id)
+            if execution["status"] in TERMINAL or time.monotonic() > deadline:
+                return execution
+            await asyncio.sleep(poll_s)
+
+    async def wait_all(
+        self, graph_id: str, ids: set[str], timeout_s: float, poll_s: float = 0.1
+    ) -> dict[str, dict[str, Any]]:
+        """Watch a graph's executions until every one of `ids` is terminal; after the timeout,
+        the last state seen of each (callers check the status)."""
+        deadline = time.monotonic() + timeout_s
+        latest: dict[str, dict[str, Any]] = {}
+        while True:
+            for execution in await self.executions_of(graph_id):
+                if execution["id"] in ids:
+                    latest[execution["id"]] = execution
+            done = [i for i in ids if latest.get(i, {}).get("status") in TERMINAL]
+            if len(done) == len(ids) or time.monotonic() > deadline:
+                return latest
+            await asyncio.sleep(poll_s)

@@ -1,0 +1,38 @@
+"""Summaries of timing samples: percentiles by linear interpolation, as numpy's default."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) of the samples, interpolating between closest ranks."""
+    if not samples:
+        raise ValueError("no samples")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile {q} is outside 0..100")
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary_ms(samples_s: Sequence[float]) -> dict[str, float | int]:
+    """p50/p99/mean/min/max in milliseconds of samples given in seconds (empty: only n=0)."""
+    if not samples_s:
+        return {"n": 0}
+    ms = [value * 1000 for value in samples_s]
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "mean_ms": round(sum(ms) / len(ms), 3),
+        "min_ms": round(min(ms), 3),
+        "max_ms": round(max(ms), 3),
+    }
+
+
+def rate(count: int, seconds: float) -> float:
+    """Events per second, 0 for an empty or zero-length window."""
+    return count / seconds if seconds > 0 and count > 0 else 0.0

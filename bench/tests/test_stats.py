@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from bench.stats import percentile, rate, summary_ms
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    samples = [4.0, 1.0, 3.0, 2.0]
+    assert percentile(samples, 0) == 1.0
+    assert percentile(samples, 100) == 4.0
+    assert percentile(samples, 50) == pytest.approx(2.5)
+    assert percentile(list(range(101)), 99) == pytest.approx(99.0)
+
+
+def test_percentile_rejects_no_samples_and_bad_ranks() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_summary_is_in_milliseconds() -> None:
+    summary = summary_ms([0.001, 0.002, 0.003])
+    assert summary["n"] == 3
+    assert summary["p50_ms"] == pytest.approx(2.0)
+    assert summary["min_ms"] == pytest.approx(1.0) and summary["max_ms"] == pytest.approx(3.0)
+    assert summary_ms([]) == {"n": 0}
+
+
+def test_rate_of_an_empty_window_is_zero() -> None:
+    assert rate(100, 2.0) == 50.0
+    assert rate(100, 0.0) == 0.0
+    assert rate(0, 5.0) == 0.0
