@@ -13,8 +13,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from sqlalchemy.exc import DBAPIError
 
-from agentloom_common.errors import ServiceError
+from agentloom_common.errors import ServiceError, Unavailable
 from agentloom_common.logging import request_id_var
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await context.abort_with_status(rpc_status.to_status(error.to_status()))
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
-            except Exception:
+            except Exception as error:
+                if is_outage(error):
+                    # The database (or another server) is down or full: retryable, not a bug.
+                    log.warning("%s failed on an outage: %s", method, type(error).__name__)
+                    unavailable = Unavailable("a backing service is unavailable; retry shortly")
+                    await context.abort_with_status(rpc_status.to_status(unavailable.to_status()))
                 log.exception("unhandled error in %s", method)
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             finally:
@@ -60,6 +66,29 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def is_outage(error: BaseException) -> bool:
+    """A failure of infrastructure rather than of the request: a lost or refused database
+    connection (restart, "too many clients"), a timeout, a closed socket."""
+    if isinstance(error, ConnectionError | TimeoutError | OSError):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        text = str(error.orig if error.orig is not None else error).lower()
+        return any(
+            marker in text
+            for marker in (
+                "too many clients",
+                "connection",
+                "cannot connect now",
+                "shutting down",
+                "terminating",
+                "timeout",
+            )
+        )
+    return False
 
 
 async def create_server(

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentloom_common.errors import error_info
+from agentloom_common.grpc_server import is_outage
 from agentloom_common.logging import request_id_var
 from agentloom_common.problem import PROBLEM_CONTENT_TYPE, FieldError, Problem
 
@@ -201,7 +202,7 @@ def install(app: FastAPI, *, retry_after_s: int) -> None:
 
     async def on_database(request: Request, error: Exception) -> JSONResponse:
         if isinstance(error, DBAPIError) and not (
-            isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated
+            isinstance(error, OperationalError | InterfaceError) or is_outage(error)
         ):
             log.error("database error", exc_info=error)
             return problem_response(ApiProblem(500, "INTERNAL", "internal error"))
