@@ -10,13 +10,15 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg engine with pre-ping, so a restarted PostgreSQL costs one failed checkout."""
+def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """An asyncpg engine. With pre-ping a restarted PostgreSQL costs nothing but a ping per
+    checkout; without it (hot paths whose work is retried anyway) the first use of a dead
+    connection fails once and the pool drops it."""
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 

@@ -68,21 +68,55 @@ class Outbox:
         self._publisher = publisher
         self._retry_after = timedelta(seconds=retry_after_s)
         self._poll_interval_s = poll_interval_s
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._confirmed: list[int] = []
+        self._deleter: asyncio.Task[None] | None = None
 
     async def flush(self, rows: Sequence[OutboxMessage]) -> None:
-        """Publish rows just committed; on failure leave them to the relay."""
+        """Publish rows just committed, without waiting for the broker's confirms.
+
+        The rows are committed, so the caller may ack its own message at once: if a publish
+        is not confirmed, the row stays and the relay re-sends it. Confirmed rows are
+        deleted in batches. Keeping confirms and deletes off the caller's path saves a
+        broker round trip and a commit per message on the hot path."""
         if not rows:
             return
-        published: list[int] = []
-        try:
-            for row in rows:
-                await self._publish(row)
-                published.append(row.id)
-        except Exception:
-            log.warning("publish failed; the outbox relay will re-send", exc_info=True)
-        if published:
-            async with self._sessions.begin() as session:
-                await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(published)))
+        task = asyncio.create_task(self._publish_rows(list(rows)))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _publish_rows(self, rows: list[OutboxMessage]) -> None:
+        results = await asyncio.gather(
+            *(self._publish(row) for row in rows), return_exceptions=True
+        )
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("publish failed (%s); the relay will re-send", type(result).__name__)
+            else:
+                self._confirmed.append(row.id)
+        if self._confirmed and (self._deleter is None or self._deleter.done()):
+            self._deleter = asyncio.create_task(self._delete_confirmed())
+
+    async def _delete_confirmed(self) -> None:
+        # A short pause gathers the confirms of a burst into one DELETE.
+        await asyncio.sleep(0.02)
+        while self._confirmed:
+            batch, self._confirmed = self._confirmed, []
+            try:
+                async with self._sessions.begin() as session:
+                    await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(batch)))
+            except Exception:
+                # Left in place, the rows are re-sent by the relay: harmless, consumers are
+                # idempotent.
+                log.warning("could not delete published outbox rows", exc_info=True)
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait for publishes in flight and their deletes (on shutdown, and in tests)."""
+        pending = [*self._in_flight, *([self._deleter] if self._deleter else [])]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+        if self._deleter is not None and not self._deleter.done():
+            await asyncio.wait([self._deleter], timeout=timeout_s)
 
     async def relay_once(self, limit: int = 200) -> int:
         """Re-send rows older than the retry delay; returns how many were published."""

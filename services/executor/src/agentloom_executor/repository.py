@@ -156,6 +156,7 @@ async def end_execution(
     interrupted = (
         await session.execute(
             update(NodeExecution)
+            .execution_options(synchronize_session=False)
             .where(
                 NodeExecution.execution_id == execution.id,
                 NodeExecution.status.in_(open_statuses),
@@ -206,6 +207,7 @@ async def _finish_parent_node(
     finished = (
         await session.execute(
             update(NodeExecution)
+            .execution_options(synchronize_session=False)
             .where(
                 NodeExecution.id == child.parent_node_execution_id,
                 NodeExecution.status == Status.RUNNING.value,
@@ -292,6 +294,7 @@ async def claim_node(
     row = (
         await session.execute(
             update(NodeExecution)
+            .execution_options(synchronize_session=False)
             .where(
                 NodeExecution.id == parsed,
                 or_(
@@ -352,6 +355,7 @@ async def extend_leases(
     if mine:
         await session.execute(
             update(NodeExecution)
+            .execution_options(synchronize_session=False)
             .where(NodeExecution.id.in_(mine))
             .values(lease_expires_at=now() + timedelta(seconds=lease_s))
         )
@@ -368,6 +372,7 @@ async def requeue_node(
     sweeper) or a release on shutdown (dispatched by the job's redelivery)."""
     result = await session.execute(
         update(NodeExecution)
+        .execution_options(synchronize_session=False)
         .where(
             NodeExecution.id == claim.node_execution_id,
             NodeExecution.status == Status.RUNNING.value,
@@ -401,6 +406,7 @@ async def finish_node(
     (it was cancelled, or a newer attempt took it over)."""
     result = await session.execute(
         update(NodeExecution)
+        .execution_options(synchronize_session=False)
         .where(
             NodeExecution.id == claim.node_execution_id,
             NodeExecution.status.in_(sources_of(status)),
@@ -435,6 +441,7 @@ async def await_child(session: AsyncSession, claim: ClaimedNode) -> bool:
     False when this attempt no longer owns the node execution."""
     result = await session.execute(
         update(NodeExecution)
+        .execution_options(synchronize_session=False)
         .where(
             NodeExecution.id == claim.node_execution_id,
             NodeExecution.status == Status.RUNNING.value,
