@@ -114,11 +114,21 @@ class Engine:
         if execution.status != Status.QUEUED.value:
             return []
         if execution.parent_node_execution_id is None:
+            # Executions of one user start oldest first, at most `max_running_per_user` at
+            # once. Requests arrive through several partitions in any order, so a newer one
+            # that finds an older one waiting asks for that one instead, and each start asks
+            # for the next waiting one while slots remain.
             await _lock_user(self.session, execution.user_id)
-            if await _running_count(self.session, execution.user_id) >= (
-                self.limits.max_running_per_user
-            ):
+            running = await _running_count(self.session, execution.user_id)
+            if running >= self.limits.max_running_per_user:
                 return []
+            oldest = await self._oldest_waiting(exclude=None)
+            if oldest is not None and oldest != execution.id:
+                return self._request(oldest)
+            if running + 1 < self.limits.max_running_per_user:
+                following = await self._oldest_waiting(exclude=execution.id)
+                if following is not None:
+                    self._request(following)
         execution.status = Status.RUNNING.value
         execution.started_at = repository.now()
         execution.deadline_at = execution.started_at + timedelta(
@@ -235,36 +245,66 @@ class Engine:
         self.rows += await repository.end_execution(
             self.session, self.execution, status, self.topology, error=error
         )
-        self.rows += await self._after_end()
+        await self._after_end()
         return self.rows
 
     async def _after_end(self) -> list[OutboxMessage]:
         """A slot freed: ask the scheduler to start the user's oldest waiting execution."""
-        execution = self.execution
-        if execution.parent_node_execution_id is not None:
+        if self.execution.parent_node_execution_id is not None:
             return []
-        waiting_id = await self.session.scalar(
-            select(Execution.id)
-            .where(
-                Execution.user_id == execution.user_id,
-                Execution.status == Status.QUEUED.value,
-                Execution.parent_node_execution_id.is_(None),
-            )
-            .order_by(Execution.created_at)
-            .limit(1)
+        waiting_id = await self._oldest_waiting(exclude=self.execution.id)
+        return self._request(waiting_id) if waiting_id is not None else []
+
+    async def _oldest_waiting(self, exclude: uuid.UUID | None) -> uuid.UUID | None:
+        query = select(Execution.id).where(
+            Execution.user_id == self.execution.user_id,
+            Execution.status == Status.QUEUED.value,
+            Execution.parent_node_execution_id.is_(None),
         )
-        if waiting_id is None:
-            return []
+        if exclude is not None:
+            query = query.where(Execution.id != exclude)
+        return await self.session.scalar(
+            query.order_by(Execution.created_at, Execution.id).limit(1)
+        )
+
+    def _request(self, execution_id: uuid.UUID) -> list[OutboxMessage]:
         row = outbox.to_scheduler(
-            self.topology, str(waiting_id), ExecutionRequested(execution_id=str(waiting_id))
+            self.topology, str(execution_id), ExecutionRequested(execution_id=str(execution_id))
         )
         self.session.add(row)
+        self.rows.append(row)
         return [row]
 
     async def _flush(self) -> list[OutboxMessage]:
         self.session.add_all(self.rows)
         await self.session.flush()
         return self.rows
+
+
+async def request_next_waiting(
+    session: AsyncSession, topology: Topology, execution: Execution
+) -> list[OutboxMessage]:
+    """After `execution` ended outside the scheduler (a stop): its user's oldest waiting
+    execution may start now."""
+    if execution.parent_node_execution_id is not None:
+        return []
+    waiting_id = await session.scalar(
+        select(Execution.id)
+        .where(
+            Execution.user_id == execution.user_id,
+            Execution.status == Status.QUEUED.value,
+            Execution.parent_node_execution_id.is_(None),
+        )
+        .order_by(Execution.created_at, Execution.id)
+        .limit(1)
+    )
+    if waiting_id is None:
+        return []
+    row = outbox.to_scheduler(
+        topology, str(waiting_id), ExecutionRequested(execution_id=str(waiting_id))
+    )
+    session.add(row)
+    return [row]
 
 
 async def _lock_user(session: AsyncSession, user_id: str) -> None:

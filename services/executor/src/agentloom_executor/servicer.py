@@ -21,6 +21,7 @@ from agentloom_executor import repository
 from agentloom_executor.convert import execution_proto, node_execution_proto
 from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.outbox import Outbox
+from agentloom_executor.scheduling import request_next_waiting
 from agentloom_executor.status import TERMINAL, Status
 from agentloom_executor.tables import Execution
 
@@ -169,6 +170,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
                 rows = await repository.end_execution(
                     session, execution, Status.CANCELLED, self._topology
                 )
+                rows += await request_next_waiting(session, self._topology, execution)
         await self._outbox.flush(rows)
         return executor_pb2.StopExecutionResponse(execution=execution_proto(execution))
 
