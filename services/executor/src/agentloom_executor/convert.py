@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -61,4 +62,20 @@ def node_execution_proto(row: NodeExecution) -> executor_pb2.NodeExecution:
         ended_at=_ts(row.ended_at),
         attempt=row.attempt,
         cost=row.cost,
+    )
+
+
+def event_proto(document: dict[str, Any]) -> executor_pb2.ExecutionEvent:
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.fromisoformat(document["created_at"]))
+    return executor_pb2.ExecutionEvent(
+        event_id=document["event_id"],
+        type=document["type"],
+        seq=document["seq"],
+        user_id=document["user_id"],
+        graph_id=document["graph_id"],
+        graph_version=document["graph_version"],
+        graph_exec_id=document["graph_exec_id"],
+        created_at=stamp,
+        data_json=json.dumps(document["data"], separators=(",", ":")),
     )

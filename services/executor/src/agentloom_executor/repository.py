@@ -46,6 +46,7 @@ async def create_execution(
     credentials_inputs: dict[str, Any],
     parent: tuple[uuid.UUID, uuid.UUID, int] | None = None,
     max_credits: int | None = None,
+    idempotency_key: str | None = None,
 ) -> tuple[Execution, OutboxMessage]:
     """Insert a QUEUED execution and, in the same transaction, its `execution.requested`.
     `parent` is (parent execution id, parent node execution id, depth) for a sub-agent."""
@@ -69,6 +70,7 @@ async def create_execution(
         created_at=now(),
         requested_at=now(),
         max_credits=max_credits,
+        idempotency_key=idempotency_key,
     )
     session.add(execution)
     message = outbox.to_scheduler(
@@ -77,6 +79,17 @@ async def create_execution(
     session.add(message)
     await session.flush()
     return execution, message
+
+
+async def find_by_idempotency_key(
+    session: AsyncSession, *, user_id: str, idempotency_key: str
+) -> Execution | None:
+    result = await session.execute(
+        select(Execution).where(
+            Execution.user_id == user_id, Execution.idempotency_key == idempotency_key
+        )
+    )
+    return result.scalar_one_or_none()
 
 
 async def get_execution(

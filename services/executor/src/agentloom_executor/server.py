@@ -35,6 +35,7 @@ from agentloom_common.grpc_server import (
     graceful_stop,
     start_server,
 )
+from agentloom_executor.events import EventRelay
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.runner import Runner, RunnerOptions
@@ -146,6 +147,13 @@ async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler
         scheduler.end_timed_out,
     )
     infra.background.append(asyncio.create_task(sweeper.run()))
+    relay = EventRelay(
+        infra.sessions,
+        infra.publisher,
+        poll_interval_s=settings.events_poll_interval_s,
+        retention_s=settings.events_retention_s,
+    )
+    infra.background.append(asyncio.create_task(relay.run()))
     return scheduler
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import grpc
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc
@@ -17,8 +18,13 @@ from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
 from agentloom_blocks.sdk import Block
 from agentloom_common.bus import Topology
 from agentloom_common.errors import InvalidArgument, NotFound
-from agentloom_executor import repository
-from agentloom_executor.convert import execution_proto, node_execution_proto
+from agentloom_executor import events, repository
+from agentloom_executor.convert import (
+    event_proto,
+    execution_proto,
+    node_execution_proto,
+    status_proto,
+)
 from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.scheduling import request_next_waiting
@@ -27,6 +33,8 @@ from agentloom_executor.tables import Execution
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
+MAX_IDEMPOTENCY_KEY = 200
+MAX_EVENTS_PAGE = 500
 
 
 def _parse_object(text: str, field: str) -> dict[str, Any]:
@@ -75,6 +83,16 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         max_credits = request.max_credits if request.HasField("max_credits") else None
         if max_credits is not None and max_credits < 0:
             raise InvalidArgument("max_credits must not be negative", reason="INVALID_MAX_CREDITS")
+        key = request.idempotency_key or None
+        if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+            raise InvalidArgument(
+                f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY} characters",
+                reason="INVALID_IDEMPOTENCY_KEY",
+            )
+        if key is not None:
+            existing = await self._existing(request.user_id, key)
+            if existing is not None:
+                return existing
         inputs = _parse_object(request.inputs_json, "inputs")
         credentials_inputs = _parse_object(request.credentials_inputs_json, "credentials_inputs")
         graph = await self._get_graph(request.user_id, request.graph_id, request.graph_version)
@@ -87,20 +105,41 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
                 reason="INPUTS_INVALID",
                 metadata={"errors": json.dumps({f"inputs.{k}": v for k, v in problems.items()})},
             )
-        async with self._sessions.begin() as session:
-            execution, row = await repository.create_execution(
-                session,
-                topology=self._topology,
-                user_id=request.user_id,
-                graph_id=graph.id,
-                graph_version=graph.version,
-                graph=snapshot_json,
-                inputs=inputs,
-                credentials_inputs=credentials_inputs,
-                max_credits=max_credits,
-            )
+        try:
+            async with self._sessions.begin() as session:
+                execution, row = await repository.create_execution(
+                    session,
+                    topology=self._topology,
+                    user_id=request.user_id,
+                    graph_id=graph.id,
+                    graph_version=graph.version,
+                    graph=snapshot_json,
+                    inputs=inputs,
+                    credentials_inputs=credentials_inputs,
+                    max_credits=max_credits,
+                    idempotency_key=key,
+                )
+        except IntegrityError:
+            # The same key committed concurrently: that execution is the answer.
+            existing = await self._existing(request.user_id, key) if key else None
+            if existing is None:
+                raise
+            return existing
         await self._outbox.flush([row])
         return executor_pb2.CreateExecutionResponse(execution=execution_proto(execution))
+
+    async def _existing(
+        self, user_id: str, key: str
+    ) -> executor_pb2.CreateExecutionResponse | None:
+        async with self._sessions() as session:
+            execution = await repository.find_by_idempotency_key(
+                session, user_id=user_id, idempotency_key=key
+            )
+        if execution is None:
+            return None
+        return executor_pb2.CreateExecutionResponse(
+            execution=execution_proto(execution), existing=True
+        )
 
     async def _get_graph(self, user_id: str, graph_id: str, version: int) -> graphs_pb2.Graph:
         try:
@@ -173,6 +212,27 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
                 rows += await request_next_waiting(session, self._topology, execution)
         await self._outbox.flush(rows)
         return executor_pb2.StopExecutionResponse(execution=execution_proto(execution))
+
+    async def ListExecutionEvents(
+        self, request: executor_pb2.ListExecutionEventsRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.ListExecutionEventsResponse:
+        if request.after_seq < 0:
+            raise InvalidArgument("after_seq must not be negative", reason="INVALID_AFTER_SEQ")
+        limit = min(request.limit or MAX_EVENTS_PAGE, MAX_EVENTS_PAGE)
+        async with self._sessions() as session:
+            execution = await self._find(session, request.user_id, request.execution_id)
+            documents = await events.replay(
+                session,
+                execution_id=str(execution.id),
+                after_seq=request.after_seq,
+                limit=limit,
+            )
+            first = await events.first_seq(session, str(execution.id))
+        return executor_pb2.ListExecutionEventsResponse(
+            events=[event_proto(document) for document in documents],
+            status=status_proto(execution.status),
+            first_seq=first,
+        )
 
     async def _find(self, session: AsyncSession, user_id: str, execution_id: str) -> Execution:
         execution = await repository.get_execution(

@@ -41,6 +41,10 @@ class ExecutorSettings(ServiceSettings):
     # Outbox rows not published right after their commit are re-sent by the relay after this.
     outbox_retry_after_s: float = 2.0
     outbox_poll_interval_s: float = 1.0
+    # The event relay (one active at a time, in the schedulers): its pace when idle, and
+    # how long events stay replayable after they were recorded.
+    events_poll_interval_s: float = 0.05
+    events_retention_s: float = 7 * 24 * 3600.0
     # The gateway's internal credentials service: users' stored credentials, decrypted.
     credentials_grpc_addr: str = "127.0.0.1:50056"
     # The platform's default LLM credentials, used when a user brings none.

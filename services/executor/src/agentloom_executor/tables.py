@@ -58,6 +58,10 @@ class Execution(Base):
     depth: Mapped[int] = mapped_column(Integer, default=0)
     # Credit cap of this execution (`max_credits` on execute); None: no cap.
     max_credits: Mapped[int | None] = mapped_column(BigInteger)
+    # Unique per user when set: creating again with the same key returns this execution.
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    # The last sequence number the event relay gave one of this execution's events.
+    event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     node_count: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -112,6 +116,22 @@ class UserValue(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[Any] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExecutionEvent(Base):
+    """A status change or output, recorded by triggers (migration 0005) with the change."""
+
+    __tablename__ = "execution_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    execution_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("executions.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxMessage(Base):

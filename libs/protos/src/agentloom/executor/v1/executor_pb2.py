@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$agentloom/executor/v1/executor.proto\x12\x15\x61gentloom.executor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n\x0e\x45xecutionStats\x12\x12\n\nnode_count\x18\x01 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x03\x12\x0c\n\x04\x63ost\x18\x03 \x01(\x03\"\xb1\x03\n\tExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08graph_id\x18\x03 \x01(\t\x12\x15\n\rgraph_version\x18\x04 \x01(\x05\x12\x36\n\x06status\x18\x05 \x01(\x0e\x32&.agentloom.executor.v1.ExecutionStatus\x12\x13\n\x0binputs_json\x18\x06 \x01(\t\x12\x14\n\x0coutputs_json\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x05stats\x18\x0c \x01(\x0b\x32%.agentloom.executor.v1.ExecutionStats\x12\x18\n\x0bmax_credits\x18\r \x01(\x03H\x00\x88\x01\x01\x42\x0e\n\x0c_max_credits\"\xf3\x02\n\rNodeExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x04 \x01(\t\x12\x36\n\x06status\x18\x05 \x01(\x0e\x32&.agentloom.executor.v1.ExecutionStatus\x12\x13\n\x0binputs_json\x18\x06 \x01(\t\x12\x14\n\x0coutputs_json\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\x05\x12\x0c\n\x04\x63ost\x18\r \x01(\x03\"\xb2\x01\n\x16\x43reateExecutionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x15\n\rgraph_version\x18\x03 \x01(\x05\x12\x13\n\x0binputs_json\x18\x04 \x01(\t\x12\x1f\n\x17\x63redentials_inputs_json\x18\x05 \x01(\t\x12\x18\n\x0bmax_credits\x18\x06 \x01(\x03H\x00\x88\x01\x01\x42\x0e\n\x0c_max_credits\"N\n\x17\x43reateExecutionResponse\x12\x33\n\texecution\x18\x01 \x01(\x0b\x32 .agentloom.executor.v1.Execution\"<\n\x13GetExecutionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\"K\n\x14GetExecutionResponse\x12\x33\n\texecution\x18\x01 \x01(\x0b\x32 .agentloom.executor.v1.Execution\"a\n\x15ListExecutionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"g\n\x16ListExecutionsResponse\x12\x34\n\nexecutions\x18\x01 \x03(\x0b\x32 .agentloom.executor.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x1aGetExecutionResultsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\"\x91\x01\n\x1bGetExecutionResultsResponse\x12\x33\n\texecution\x18\x01 \x01(\x0b\x32 .agentloom.executor.v1.Execution\x12=\n\x0fnode_executions\x18\x02 \x03(\x0b\x32$.agentloom.executor.v1.NodeExecution\"O\n\x14StopExecutionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x10\n\x08graph_id\x18\x03 \x01(\t\"L\n\x15StopExecutionResponse\x12\x33\n\texecution\x18\x01 \x01(\x0b\x32 .agentloom.executor.v1.Execution*\xec\x01\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45XECUTION_STATUS_INCOMPLETE\x10\x01\x12\x1b\n\x17\x45XECUTION_STATUS_QUEUED\x10\x02\x12\x1c\n\x18\x45XECUTION_STATUS_RUNNING\x10\x03\x12\x1e\n\x1a\x45XECUTION_STATUS_COMPLETED\x10\x04\x12\x1b\n\x17\x45XECUTION_STATUS_FAILED\x10\x05\x12\x1e\n\x1a\x45XECUTION_STATUS_CANCELLED\x10\x06\x32\xc7\x04\n\x11\x45xecutionsService\x12p\n\x0f\x43reateExecution\x12-.agentloom.executor.v1.CreateExecutionRequest\x1a..agentloom.executor.v1.CreateExecutionResponse\x12g\n\x0cGetExecution\x12*.agentloom.executor.v1.GetExecutionRequest\x1a+.agentloom.executor.v1.GetExecutionResponse\x12m\n\x0eListExecutions\x12,.agentloom.executor.v1.ListExecutionsRequest\x1a-.agentloom.executor.v1.ListExecutionsResponse\x12|\n\x13GetExecutionResults\x12\x31.agentloom.executor.v1.GetExecutionResultsRequest\x1a\x32.agentloom.executor.v1.GetExecutionResultsResponse\x12j\n\rStopExecution\x12+.agentloom.executor.v1.StopExecutionRequest\x1a,.agentloom.executor.v1.StopExecutionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$agentloom/executor/v1/executor.proto\x12\x15\x61gentloom.executor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n\x0e\x45xecutionStats\x12\x12\n\nnode_count\x18\x01 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x03\x12\x0c\n\x04\x63ost\x18\x03 \x01(\x03\"\xb1\x03\n\tExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08graph_id\x18\x03 \x01(\t\x12\x15\n\rgraph_version\x18\x04 \x01(\x05\x12\x36\n\x06status\x18\x05 \x01(\x0e\x32&.agentloom.executor.v1.ExecutionStatus\x12\x13\n\x0binputs_json\x18\x06 \x01(\t\x12\x14\n\x0coutputs_json\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x05stats\x18\x0c \x01(\x0b\x32%.agentloom.executor.v1.ExecutionStats\x12\x18\n\x0bmax_credits\x18\r \x01(\x03H\x00\x88\x01\x01\x42\x0e\n\x0c_max_credits\"\xf3\x02\n\rNodeExecution\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x04 \x01(\t\x12\x36\n\x06status\x18\x05 \x01(\x0e\x32&.agentloom.executor.v1.ExecutionStatus\x12\x13\n\x0binputs_json\x18\x06 \x01(\t\x12\x14\n\x0coutputs_json\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\x05\x12\x0c\n\x04\x63ost\x18\r \x01(\x03\"\xcb\x01\n\x16\x43reateExecutionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x15\n\rgraph_version\x18\x03 \x01(\x05\x12\x13\n\x0binputs_json\x18\x04 \x01(\t\x12\x1f\n\x17\x63redentials_inputs_json\x18\x05 \x01(\t\x12\x18\n\x0bmax_credits\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\tB\x0e\n\x0c_max_credits\"`\n\x17\x43reateExecutionResponse\x12\x33\n\texecution\x18\x01 \x01(\x0b\x32 .agentloom.executor.v1.Execution\x12\x10\n\x08\x65xisting\x18\x02 \x01(\x08\"<\n\x13GetExecutionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\"K\n\x14GetExecutionResponse\x12\x33\n\texecution\x18\x01 \x01(\x0b\x32 .agentloom.executor.v1.Execution\"a\n\x15ListExecutionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"g\n\x16ListExecutionsResponse\x12\x34\n\nexecutions\x18\x01 \x03(\x0b\x32 .agentloom.executor.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x1aGetExecutionResultsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\"\x91\x01\n\x1bGetExecutionResultsResponse\x12\x33\n\texecution\x18\x01 \x01(\x0b\x32 .agentloom.executor.v1.Execution\x12=\n\x0fnode_executions\x18\x02 \x03(\x0b\x32$.agentloom.executor.v1.NodeExecution\"O\n\x14StopExecutionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x10\n\x08graph_id\x18\x03 \x01(\t\"L\n\x15StopExecutionResponse\x12\x33\n\texecution\x18\x01 \x01(\x0b\x32 .agentloom.executor.v1.Execution\"\xd1\x01\n\x0e\x45xecutionEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x03\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x10\n\x08graph_id\x18\x05 \x01(\t\x12\x15\n\rgraph_version\x18\x06 \x01(\x05\x12\x15\n\rgraph_exec_id\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdata_json\x18\t \x01(\t\"e\n\x1aListExecutionEventsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x11\n\tafter_seq\x18\x03 \x01(\x03\x12\r\n\x05limit\x18\x04 \x01(\x05\"\x9f\x01\n\x1bListExecutionEventsResponse\x12\x35\n\x06\x65vents\x18\x01 \x03(\x0b\x32%.agentloom.executor.v1.ExecutionEvent\x12\x36\n\x06status\x18\x02 \x01(\x0e\x32&.agentloom.executor.v1.ExecutionStatus\x12\x11\n\tfirst_seq\x18\x03 \x01(\x03*\xec\x01\n\x0f\x45xecutionStatus\x12 \n\x1c\x45XECUTION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45XECUTION_STATUS_INCOMPLETE\x10\x01\x12\x1b\n\x17\x45XECUTION_STATUS_QUEUED\x10\x02\x12\x1c\n\x18\x45XECUTION_STATUS_RUNNING\x10\x03\x12\x1e\n\x1a\x45XECUTION_STATUS_COMPLETED\x10\x04\x12\x1b\n\x17\x45XECUTION_STATUS_FAILED\x10\x05\x12\x1e\n\x1a\x45XECUTION_STATUS_CANCELLED\x10\x06\x32\xc5\x05\n\x11\x45xecutionsService\x12p\n\x0f\x43reateExecution\x12-.agentloom.executor.v1.CreateExecutionRequest\x1a..agentloom.executor.v1.CreateExecutionResponse\x12g\n\x0cGetExecution\x12*.agentloom.executor.v1.GetExecutionRequest\x1a+.agentloom.executor.v1.GetExecutionResponse\x12m\n\x0eListExecutions\x12,.agentloom.executor.v1.ListExecutionsRequest\x1a-.agentloom.executor.v1.ListExecutionsResponse\x12|\n\x13GetExecutionResults\x12\x31.agentloom.executor.v1.GetExecutionResultsRequest\x1a\x32.agentloom.executor.v1.GetExecutionResultsResponse\x12j\n\rStopExecution\x12+.agentloom.executor.v1.StopExecutionRequest\x1a,.agentloom.executor.v1.StopExecutionResponse\x12|\n\x13ListExecutionEvents\x12\x31.agentloom.executor.v1.ListExecutionEventsRequest\x1a\x32.agentloom.executor.v1.ListExecutionEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentloom.executor.v1.executor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXECUTIONSTATUS']._serialized_start=1960
-  _globals['_EXECUTIONSTATUS']._serialized_end=2196
+  _globals['_EXECUTIONSTATUS']._serialized_start=2480
+  _globals['_EXECUTIONSTATUS']._serialized_end=2716
   _globals['_EXECUTIONSTATS']._serialized_start=96
   _globals['_EXECUTIONSTATS']._serialized_end=167
   _globals['_EXECUTION']._serialized_start=170
@@ -41,25 +41,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODEEXECUTION']._serialized_start=606
   _globals['_NODEEXECUTION']._serialized_end=977
   _globals['_CREATEEXECUTIONREQUEST']._serialized_start=980
-  _globals['_CREATEEXECUTIONREQUEST']._serialized_end=1158
-  _globals['_CREATEEXECUTIONRESPONSE']._serialized_start=1160
-  _globals['_CREATEEXECUTIONRESPONSE']._serialized_end=1238
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=1240
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=1300
-  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1302
-  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1377
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1379
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1476
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1478
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1581
-  _globals['_GETEXECUTIONRESULTSREQUEST']._serialized_start=1583
-  _globals['_GETEXECUTIONRESULTSREQUEST']._serialized_end=1650
-  _globals['_GETEXECUTIONRESULTSRESPONSE']._serialized_start=1653
-  _globals['_GETEXECUTIONRESULTSRESPONSE']._serialized_end=1798
-  _globals['_STOPEXECUTIONREQUEST']._serialized_start=1800
-  _globals['_STOPEXECUTIONREQUEST']._serialized_end=1879
-  _globals['_STOPEXECUTIONRESPONSE']._serialized_start=1881
-  _globals['_STOPEXECUTIONRESPONSE']._serialized_end=1957
-  _globals['_EXECUTIONSSERVICE']._serialized_start=2199
-  _globals['_EXECUTIONSSERVICE']._serialized_end=2782
+  _globals['_CREATEEXECUTIONREQUEST']._serialized_end=1183
+  _globals['_CREATEEXECUTIONRESPONSE']._serialized_start=1185
+  _globals['_CREATEEXECUTIONRESPONSE']._serialized_end=1281
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=1283
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=1343
+  _globals['_GETEXECUTIONRESPONSE']._serialized_start=1345
+  _globals['_GETEXECUTIONRESPONSE']._serialized_end=1420
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=1422
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=1519
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=1521
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=1624
+  _globals['_GETEXECUTIONRESULTSREQUEST']._serialized_start=1626
+  _globals['_GETEXECUTIONRESULTSREQUEST']._serialized_end=1693
+  _globals['_GETEXECUTIONRESULTSRESPONSE']._serialized_start=1696
+  _globals['_GETEXECUTIONRESULTSRESPONSE']._serialized_end=1841
+  _globals['_STOPEXECUTIONREQUEST']._serialized_start=1843
+  _globals['_STOPEXECUTIONREQUEST']._serialized_end=1922
+  _globals['_STOPEXECUTIONRESPONSE']._serialized_start=1924
+  _globals['_STOPEXECUTIONRESPONSE']._serialized_end=2000
+  _globals['_EXECUTIONEVENT']._serialized_start=2003
+  _globals['_EXECUTIONEVENT']._serialized_end=2212
+  _globals['_LISTEXECUTIONEVENTSREQUEST']._serialized_start=2214
+  _globals['_LISTEXECUTIONEVENTSREQUEST']._serialized_end=2315
+  _globals['_LISTEXECUTIONEVENTSRESPONSE']._serialized_start=2318
+  _globals['_LISTEXECUTIONEVENTSRESPONSE']._serialized_end=2477
+  _globals['_EXECUTIONSSERVICE']._serialized_start=2719
+  _globals['_EXECUTIONSSERVICE']._serialized_end=3428
 # @@protoc_insertion_point(module_scope)

@@ -203,6 +203,7 @@ class CreateExecutionRequest(_message.Message):
     INPUTS_JSON_FIELD_NUMBER: _builtins.int
     CREDENTIALS_INPUTS_JSON_FIELD_NUMBER: _builtins.int
     MAX_CREDITS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     graph_id: _builtins.str
     graph_version: _builtins.int
@@ -211,6 +212,10 @@ class CreateExecutionRequest(_message.Message):
     credentials_inputs_json: _builtins.str
     max_credits: _builtins.int
     """A credit cap for this execution; absent: none. Past it, the execution fails."""
+    idempotency_key: _builtins.str
+    """Optional, unique per user: a second create with the same key starts nothing and
+    returns the execution the first one started (schedule slots, trigger deliveries).
+    """
     def __init__(
         self,
         *,
@@ -220,10 +225,11 @@ class CreateExecutionRequest(_message.Message):
         inputs_json: _builtins.str = ...,
         credentials_inputs_json: _builtins.str = ...,
         max_credits: _builtins.int | None = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits", "max_credits", b"max_credits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits", "credentials_inputs_json", b"credentials_inputs_json", "graph_id", b"graph_id", "graph_version", b"graph_version", "inputs_json", b"inputs_json", "max_credits", b"max_credits", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits", "credentials_inputs_json", b"credentials_inputs_json", "graph_id", b"graph_id", "graph_version", b"graph_version", "idempotency_key", b"idempotency_key", "inputs_json", b"inputs_json", "max_credits", b"max_credits", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_credits: _TypeAlias = _typing.Literal["max_credits"]  # noqa: Y015
     _WhichOneofArgType__max_credits: _TypeAlias = _typing.Literal["_max_credits", b"_max_credits"]  # noqa: Y015
@@ -236,16 +242,20 @@ class CreateExecutionResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EXECUTION_FIELD_NUMBER: _builtins.int
+    EXISTING_FIELD_NUMBER: _builtins.int
+    existing: _builtins.bool
+    """True when idempotency_key matched an execution created earlier."""
     @_builtins.property
     def execution(self) -> Global___Execution: ...
     def __init__(
         self,
         *,
         execution: Global___Execution | None = ...,
+        existing: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["execution", b"execution", "existing", b"existing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -436,3 +446,108 @@ class StopExecutionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StopExecutionResponse: _TypeAlias = StopExecutionResponse  # noqa: Y015
+
+@_typing.final
+class ExecutionEvent(_message.Message):
+    """A status change or an output of one execution, numbered 1, 2, 3... per execution in
+    commit order (no gaps once sequenced).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    GRAPH_ID_FIELD_NUMBER: _builtins.int
+    GRAPH_VERSION_FIELD_NUMBER: _builtins.int
+    GRAPH_EXEC_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    DATA_JSON_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    type: _builtins.str
+    seq: _builtins.int
+    user_id: _builtins.str
+    graph_id: _builtins.str
+    graph_version: _builtins.int
+    graph_exec_id: _builtins.str
+    data_json: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        user_id: _builtins.str = ...,
+        graph_id: _builtins.str = ...,
+        graph_version: _builtins.int = ...,
+        graph_exec_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        data_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "data_json", b"data_json", "event_id", b"event_id", "graph_exec_id", b"graph_exec_id", "graph_id", b"graph_id", "graph_version", b"graph_version", "seq", b"seq", "type", b"type", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecutionEvent: _TypeAlias = ExecutionEvent  # noqa: Y015
+
+@_typing.final
+class ListExecutionEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    EXECUTION_ID_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    execution_id: _builtins.str
+    after_seq: _builtins.int
+    """Events with seq greater than this, in seq order."""
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        execution_id: _builtins.str = ...,
+        after_seq: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "execution_id", b"execution_id", "limit", b"limit", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListExecutionEventsRequest: _TypeAlias = ListExecutionEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListExecutionEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FIRST_SEQ_FIELD_NUMBER: _builtins.int
+    status: Global___ExecutionStatus.ValueType
+    """The execution's status when read: a client replaying a terminal execution can stop."""
+    first_seq: _builtins.int
+    """Events are kept for a retention period; the oldest seq still kept (0: none yet)."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutionEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___ExecutionEvent] | None = ...,
+        status: Global___ExecutionStatus.ValueType = ...,
+        first_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "first_seq", b"first_seq", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListExecutionEventsResponse: _TypeAlias = ListExecutionEventsResponse  # noqa: Y015

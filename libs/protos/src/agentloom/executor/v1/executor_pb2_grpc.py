@@ -59,6 +59,11 @@ class ExecutionsServiceStub:
                 request_serializer=agentloom_dot_executor_dot_v1_dot_executor__pb2.StopExecutionRequest.SerializeToString,
                 response_deserializer=agentloom_dot_executor_dot_v1_dot_executor__pb2.StopExecutionResponse.FromString,
                 _registered_method=True)
+        self.ListExecutionEvents = channel.unary_unary(
+                '/agentloom.executor.v1.ExecutionsService/ListExecutionEvents',
+                request_serializer=agentloom_dot_executor_dot_v1_dot_executor__pb2.ListExecutionEventsRequest.SerializeToString,
+                response_deserializer=agentloom_dot_executor_dot_v1_dot_executor__pb2.ListExecutionEventsResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutionsServiceServicer:
@@ -94,6 +99,12 @@ class ExecutionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListExecutionEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +132,11 @@ def add_ExecutionsServiceServicer_to_server(servicer, server):
                     servicer.StopExecution,
                     request_deserializer=agentloom_dot_executor_dot_v1_dot_executor__pb2.StopExecutionRequest.FromString,
                     response_serializer=agentloom_dot_executor_dot_v1_dot_executor__pb2.StopExecutionResponse.SerializeToString,
+            ),
+            'ListExecutionEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExecutionEvents,
+                    request_deserializer=agentloom_dot_executor_dot_v1_dot_executor__pb2.ListExecutionEventsRequest.FromString,
+                    response_serializer=agentloom_dot_executor_dot_v1_dot_executor__pb2.ListExecutionEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +274,33 @@ class ExecutionsService:
             '/agentloom.executor.v1.ExecutionsService/StopExecution',
             agentloom_dot_executor_dot_v1_dot_executor__pb2.StopExecutionRequest.SerializeToString,
             agentloom_dot_executor_dot_v1_dot_executor__pb2.StopExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExecutionEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.executor.v1.ExecutionsService/ListExecutionEvents',
+            agentloom_dot_executor_dot_v1_dot_executor__pb2.ListExecutionEventsRequest.SerializeToString,
+            agentloom_dot_executor_dot_v1_dot_executor__pb2.ListExecutionEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

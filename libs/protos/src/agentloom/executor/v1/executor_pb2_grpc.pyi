@@ -36,6 +36,7 @@ class ExecutionsServiceStub:
     ListExecutions: _grpc.UnaryUnaryMultiCallable[_executor_pb2.ListExecutionsRequest, _executor_pb2.ListExecutionsResponse]
     GetExecutionResults: _grpc.UnaryUnaryMultiCallable[_executor_pb2.GetExecutionResultsRequest, _executor_pb2.GetExecutionResultsResponse]
     StopExecution: _grpc.UnaryUnaryMultiCallable[_executor_pb2.StopExecutionRequest, _executor_pb2.StopExecutionResponse]
+    ListExecutionEvents: _grpc.UnaryUnaryMultiCallable[_executor_pb2.ListExecutionEventsRequest, _executor_pb2.ListExecutionEventsResponse]
 
 @_typing.type_check_only
 class ExecutionsServiceAsyncStub(ExecutionsServiceStub):
@@ -45,6 +46,7 @@ class ExecutionsServiceAsyncStub(ExecutionsServiceStub):
     ListExecutions: _aio.UnaryUnaryMultiCallable[_executor_pb2.ListExecutionsRequest, _executor_pb2.ListExecutionsResponse]  # type: ignore[assignment]
     GetExecutionResults: _aio.UnaryUnaryMultiCallable[_executor_pb2.GetExecutionResultsRequest, _executor_pb2.GetExecutionResultsResponse]  # type: ignore[assignment]
     StopExecution: _aio.UnaryUnaryMultiCallable[_executor_pb2.StopExecutionRequest, _executor_pb2.StopExecutionResponse]  # type: ignore[assignment]
+    ListExecutionEvents: _aio.UnaryUnaryMultiCallable[_executor_pb2.ListExecutionEventsRequest, _executor_pb2.ListExecutionEventsResponse]  # type: ignore[assignment]
 
 class ExecutionsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -81,5 +83,12 @@ class ExecutionsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _executor_pb2.StopExecutionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_executor_pb2.StopExecutionResponse, _abc.Awaitable[_executor_pb2.StopExecutionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListExecutionEvents(
+        self,
+        request: _executor_pb2.ListExecutionEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_pb2.ListExecutionEventsResponse, _abc.Awaitable[_executor_pb2.ListExecutionEventsResponse]]: ...
 
 def add_ExecutionsServiceServicer_to_server(servicer: ExecutionsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

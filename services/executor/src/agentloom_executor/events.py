@@ -1,0 +1,196 @@
+"""The event relay: numbers recorded events per execution and publishes them on the bus.
+
+Triggers (migration 0005) record an `execution_events` row with every status change and
+output, in the changing transaction. Sequence numbers are not given there: concurrent
+transactions of one execution (two runners finishing nodes) would commit in another order
+than they drew numbers, and a client resuming "after seq 41" would miss a 40 committed
+later. The relay gives them instead, to committed rows only, in id order: one relay at a
+time (a transaction-level advisory lock), so every execution's events are numbered 1, 2,
+3... with no gap, and an event never gets a number below one already handed out.
+
+Numbering and publishing are separate transactions: numbers are final once committed, and a
+publish that fails (or a relay that dies after publishing) is retried with the same numbers,
+so consumers deduplicate by `event_id` = "<execution id>:<seq>".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agentloom_common.bus import EVENTS_EXCHANGE, Publisher
+
+log = logging.getLogger(__name__)
+
+# Any constant: only relays take this lock.
+RELAY_LOCK = 0x6167_6C6F_6F6D_6576
+
+SEQUENCE = text(
+    """
+    WITH pending AS (
+        SELECT id, execution_id FROM executor.execution_events
+        WHERE seq IS NULL ORDER BY id LIMIT :batch
+    ), numbered AS (
+        SELECT id, execution_id,
+               row_number() OVER (PARTITION BY execution_id ORDER BY id) AS rn
+        FROM pending
+    ), counts AS (
+        SELECT execution_id, count(*) AS n FROM pending GROUP BY execution_id
+    ), bumped AS (
+        UPDATE executor.executions AS x SET event_seq = x.event_seq + c.n
+        FROM counts AS c WHERE x.id = c.execution_id
+        RETURNING x.id, x.event_seq - c.n AS base
+    )
+    UPDATE executor.execution_events AS e SET seq = b.base + n.rn
+    FROM numbered AS n JOIN bumped AS b ON b.id = n.execution_id
+    WHERE e.id = n.id
+    """
+)
+
+UNPUBLISHED = text(
+    """
+    SELECT e.id, e.execution_id, e.seq, e.type, e.data, e.created_at,
+           x.user_id, x.graph_id, x.graph_version
+    FROM executor.execution_events AS e
+    JOIN executor.executions AS x ON x.id = e.execution_id
+    WHERE NOT e.published AND e.seq IS NOT NULL
+    ORDER BY e.id LIMIT :batch
+    """
+)
+
+MARK_PUBLISHED = text("UPDATE executor.execution_events SET published = true WHERE id = ANY(:ids)")
+
+PRUNE = text(
+    """
+    DELETE FROM executor.execution_events
+    WHERE id IN (
+        SELECT id FROM executor.execution_events
+        WHERE created_at < :before AND published ORDER BY id LIMIT 5000
+    )
+    """
+)
+
+REPLAY = text(
+    """
+    SELECT e.execution_id, e.seq, e.type, e.data, e.created_at,
+           x.user_id, x.graph_id, x.graph_version
+    FROM executor.execution_events AS e
+    JOIN executor.executions AS x ON x.id = e.execution_id
+    WHERE e.execution_id = :execution_id AND e.seq > :after_seq
+    ORDER BY e.seq LIMIT :limit
+    """
+)
+
+
+def event_document(row: Any) -> dict[str, Any]:
+    """The event as published, replayed and pushed: one shape everywhere."""
+    execution_id = str(row.execution_id)
+    created_at: datetime = row.created_at
+    return {
+        "event_id": f"{execution_id}:{row.seq}",
+        "type": row.type,
+        "seq": row.seq,
+        "user_id": row.user_id,
+        "graph_id": row.graph_id,
+        "graph_version": row.graph_version,
+        "graph_exec_id": execution_id,
+        "created_at": created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": row.data,
+    }
+
+
+async def replay(
+    session: AsyncSession, *, execution_id: str, after_seq: int, limit: int
+) -> list[dict[str, Any]]:
+    result = await session.execute(
+        REPLAY, {"execution_id": execution_id, "after_seq": after_seq, "limit": limit}
+    )
+    return [event_document(row) for row in result]
+
+
+async def first_seq(session: AsyncSession, execution_id: str) -> int:
+    result = await session.execute(
+        text(
+            "SELECT coalesce(min(seq), 0) FROM executor.execution_events "
+            "WHERE execution_id = :execution_id AND seq IS NOT NULL"
+        ),
+        {"execution_id": execution_id},
+    )
+    return int(result.scalar_one())
+
+
+class EventRelay:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: Publisher,
+        *,
+        poll_interval_s: float,
+        retention_s: float,
+        batch: int = 500,
+    ) -> None:
+        self._sessions = sessions
+        self._publisher = publisher
+        self._poll_interval_s = poll_interval_s
+        self._retention = timedelta(seconds=retention_s)
+        self._batch = batch
+        self._last_prune = datetime.min.replace(tzinfo=UTC)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event relay tick failed")
+                busy = False
+            if not busy:
+                await asyncio.sleep(self._poll_interval_s)
+
+    async def tick(self) -> bool:
+        """One round; True when a full batch was handled (more may be waiting)."""
+        async with self._sessions.begin() as session:
+            if not await _relay_lock(session):
+                return False
+            result = await session.execute(SEQUENCE, {"batch": self._batch})
+            numbered = int(getattr(result, "rowcount", 0) or 0)
+        async with self._sessions.begin() as session:
+            if not await _relay_lock(session):
+                return False
+            rows = (await session.execute(UNPUBLISHED, {"batch": self._batch})).all()
+            if rows:
+                await asyncio.gather(*(self._publish(row) for row in rows))
+                await session.execute(MARK_PUBLISHED, {"ids": [row.id for row in rows]})
+        await self._prune()
+        return max(numbered, len(rows)) >= self._batch
+
+    async def _publish(self, row: Any) -> None:
+        document = event_document(row)
+        await self._publisher.publish(
+            EVENTS_EXCHANGE,
+            row.type,
+            json.dumps(document, separators=(",", ":")).encode(),
+            message_id=document["event_id"],
+        )
+
+    async def _prune(self) -> None:
+        now = datetime.now(UTC)
+        if now - self._last_prune < timedelta(minutes=1):
+            return
+        self._last_prune = now
+        async with self._sessions.begin() as session:
+            await session.execute(PRUNE, {"before": now - self._retention})
+
+
+async def _relay_lock(session: AsyncSession) -> bool:
+    result = await session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK}
+    )
+    return bool(result.scalar_one())

@@ -1,0 +1,183 @@
+"""Execution events: recorded by triggers with every change, numbered 1..n per execution in
+commit order by the relay, published on the bus once numbered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+
+from agentloom_common.bus import EVENTS_EXCHANGE, Publisher
+from agentloom_executor.events import EventRelay, replay
+from agentloom_executor.server import Infra
+from agentloom_executor.tables import Execution, ExecutionEvent
+
+Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
+WaitTerminal = Callable[[Infra, str], Awaitable[Execution]]
+
+CHAIN = {
+    "nodes": [
+        {"id": "in", "block_id": "text_input_block", "input_default": {"name": "w"}},
+        {"id": "t", "block_id": "text_template_block", "input_default": {"template": "<{{ x }}>"}},
+        {"id": "out", "block_id": "output_block", "input_default": {"name": "result"}},
+    ],
+    "links": [
+        {"source_id": "in", "source_name": "text", "sink_id": "t", "sink_name": "x"},
+        {"source_id": "t", "source_name": "text", "sink_id": "out", "sink_name": "value"},
+    ],
+}
+
+
+async def _published_events(shared: Infra, execution_id: str) -> list[dict[str, Any]]:
+    """Every event of the execution, once all are numbered and published."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        async with shared.sessions() as session:
+            pending = await session.scalar(
+                select(ExecutionEvent.id)
+                .where(
+                    ExecutionEvent.execution_id == uuid.UUID(execution_id),
+                    ExecutionEvent.published.is_(False),
+                )
+                .limit(1)
+            )
+            if pending is None:
+                return await replay(session, execution_id=execution_id, after_seq=0, limit=10_000)
+        assert asyncio.get_running_loop().time() < deadline, "events were not published"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_chain_yields_numbered_status_and_output_events_in_order(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    channel = await engine.connection.channel()
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(EVENTS_EXCHANGE, "#")
+
+    execution_id = await submit(engine, CHAIN, {"w": "hi"}, user)
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "COMPLETED"
+    events = await _published_events(engine, execution_id)
+
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert all(event["event_id"] == f"{execution_id}:{event['seq']}" for event in events)
+    assert all(event["user_id"] == user and event["graph_id"] == "g-test" for event in events)
+    statuses = [e["data"]["status"] for e in events if e["type"] == "execution.status"]
+    assert statuses == ["QUEUED", "RUNNING", "COMPLETED"]
+    assert events[0]["type"] == "execution.status" and events[-1]["type"] == "execution.status"
+
+    outputs = [
+        (e["data"]["node_id"], e["data"]["pin"], e["data"]["value"])
+        for e in events
+        if e["type"] == "node.output"
+    ]
+    assert ("t", "text", "<hi>") in outputs
+    assert ("out", "output", "<hi>") in outputs
+    for node_id in ("in", "t", "out"):
+        node_events = [e for e in events if e["data"].get("node_id") == node_id]
+        node_statuses = [e["data"]["status"] for e in node_events if e["type"] == "node.status"]
+        assert node_statuses[-2:] == ["RUNNING", "COMPLETED"], node_statuses
+        # Outputs come after RUNNING and before COMPLETED.
+        kinds = [e["type"] for e in node_events]
+        first_output = kinds.index("node.output")
+        assert node_statuses and kinds[-1] == "node.status"
+        assert first_output < len(kinds) - 1
+        running = next(e for e in node_events if e["data"].get("status") == "RUNNING")
+        assert running["data"]["inputs"] is not None
+
+    # The same events went out on the bus, with their ids as message ids.
+    received: dict[str, dict[str, Any]] = {}
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(received) < len(events):
+        assert asyncio.get_running_loop().time() < deadline, "not every event reached the bus"
+        message = await queue.get(no_ack=True, fail=False, timeout=5)
+        if message is None:
+            await asyncio.sleep(0.05)
+            continue
+        document = json.loads(message.body)
+        if document["graph_exec_id"] == execution_id:
+            assert message.message_id == document["event_id"]
+            assert message.routing_key == document["type"]
+            received[document["event_id"]] = document
+    assert received == {event["event_id"]: event for event in events}
+    await channel.close()
+
+
+async def test_concurrent_writers_and_relays_number_without_gaps_or_duplicates(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    """Events recorded by 20 concurrent transactions, numbered by three competing relays."""
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    execution_id = await submit(engine, CHAIN, {"w": "x"}, user)
+    await wait_terminal(engine, execution_id)
+
+    async def record(index: int) -> None:
+        async with engine.sessions.begin() as session:
+            for part in range(5):
+                await session.execute(
+                    text(
+                        "INSERT INTO executor.execution_events (execution_id, type, data,"
+                        " created_at) VALUES (:e, 'test.event', CAST(:d AS jsonb), :t)"
+                    ),
+                    {
+                        "e": execution_id,
+                        "d": json.dumps({"writer": index, "part": part}),
+                        "t": datetime.now(UTC),
+                    },
+                )
+                await asyncio.sleep(0.001)
+
+    publisher = Publisher(engine.connection)
+    await publisher.start()
+    relays = [
+        EventRelay(engine.sessions, publisher, poll_interval_s=0.01, retention_s=3600, batch=7)
+        for _ in range(3)
+    ]
+
+    async def spin(relay: EventRelay) -> None:
+        for _ in range(60):
+            await relay.tick()
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(*(record(i) for i in range(20)), *(spin(relay) for relay in relays))
+    events = await _published_events(engine, execution_id)
+    await publisher.close()
+
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    written = [
+        (e["data"]["writer"], e["data"]["part"]) for e in events if e["type"] == "test.event"
+    ]
+    assert sorted(written) == [(w, p) for w in range(20) for p in range(5)]
+    # Within one transaction, events keep their recording order.
+    for writer in range(20):
+        parts = [part for w, part in written if w == writer]
+        assert parts == sorted(parts)
+    async with engine.sessions() as session:
+        last = await session.scalar(
+            select(Execution.event_seq).where(Execution.id == uuid.UUID(execution_id))
+        )
+    assert last == len(events)
+
+
+async def test_events_are_kept_by_execution_and_not_visible_to_another_user(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    """Replay reads one execution only; the servicer checks the owner (404 otherwise)."""
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    first = await submit(engine, CHAIN, {"w": "a"}, user)
+    second = await submit(engine, CHAIN, {"w": "b"}, user)
+    await wait_terminal(engine, first)
+    await wait_terminal(engine, second)
+    events = await _published_events(engine, first)
+    assert {event["graph_exec_id"] for event in events} == {first}
+    tail = await _published_events(engine, second)
+    async with engine.sessions() as session:
+        after = await replay(session, execution_id=second, after_seq=3, limit=2)
+    assert [event["seq"] for event in after] == [4, 5]
+    assert after == tail[3:5]
