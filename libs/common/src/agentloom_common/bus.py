@@ -31,6 +31,10 @@ JOBS_QUEUE = "agentloom.jobs"
 JOBS_ROUTING_KEY = "node"
 CONTROL_EXCHANGE = "agentloom.control"
 EVENTS_EXCHANGE = "agentloom.events"
+# Every event, for the notify replicas (one of them takes each) to fan out to WebSockets.
+NOTIFY_EVENTS_QUEUE = "agentloom.events.notify"
+# Every event again, for the webhook intake (deliveries to integrators' endpoints).
+WEBHOOKS_EVENTS_QUEUE = "agentloom.events.webhooks"
 DEAD_EXCHANGE = "agentloom.dead"
 DEAD_QUEUE = "agentloom.dead"
 
@@ -83,7 +87,17 @@ class Topology:
         jobs_queue = await channel.declare_queue(JOBS_QUEUE, durable=True, arguments=poison_args)
         await jobs_queue.bind(jobs, JOBS_ROUTING_KEY)
         await channel.declare_exchange(CONTROL_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
-        await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        events = await channel.declare_exchange(
+            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        notify_queue = await channel.declare_queue(
+            NOTIFY_EVENTS_QUEUE, durable=True, arguments=poison_args
+        )
+        await notify_queue.bind(events, "#")
+        webhooks_queue = await channel.declare_queue(
+            WEBHOOKS_EVENTS_QUEUE, durable=True, arguments=poison_args
+        )
+        await webhooks_queue.bind(events, "#")
 
 
 async def connect(amqp_url: str) -> AbstractRobustConnection:

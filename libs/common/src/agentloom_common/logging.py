@@ -5,10 +5,19 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+# Credentials that can travel in a URL's query (a browser's WebSocket cannot set headers):
+# servers log request lines, so their values are masked in every message.
+_SECRET_QUERY = re.compile(r"([?&](?:token|api_key|access_token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+def redact(message: str) -> str:
+    return _SECRET_QUERY.sub(r"\1[REDACTED]", message)
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,7 +31,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self._service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         request_id = request_id_var.get()
         if request_id:

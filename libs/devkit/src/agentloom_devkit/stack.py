@@ -8,8 +8,10 @@ and free ports, so they never touch a running dev stack).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,7 +33,19 @@ MIGRATIONS = (
     ("agentloom_graphs", "graphs"),
     ("agentloom_billing", "billing"),
     ("agentloom_executor", "executor"),
+    ("agentloom_notify", "notify"),
 )
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, receive SIGTERM when the launching process dies,
+    so a test run or `make run` that is killed leaves no services behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -51,10 +65,12 @@ class Ports:
     notify: int = 50055
     # The gateway's internal credentials service (gRPC), which runners call.
     credentials: int = 50056
+    # Notify's WebSocket server (clients reach it through the gateway's /ws).
+    notify_ws: int = 8002
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(7)))
+        return cls(*(free_port() for _ in range(8)))
 
 
 @dataclass
@@ -82,6 +98,10 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.processes: list[ServiceProcess] = []
+        # Between the gateway and notify's WebSocket server: fresh for every stack.
+        self.internal_token = os.environ.get("AGENTLOOM_INTERNAL_TOKEN") or secrets.token_urlsafe(
+            32
+        )
 
     @property
     def gateway_url(self) -> str:
@@ -104,6 +124,10 @@ class Stack:
                 "AGENTLOOM_EXECUTOR_ADDR": f"127.0.0.1:{ports.executor}",
                 "AGENTLOOM_NOTIFY_ADDR": f"127.0.0.1:{ports.notify}",
                 "AGENTLOOM_CREDENTIALS_GRPC_ADDR": f"127.0.0.1:{ports.credentials}",
+                "AGENTLOOM_WS_PORT": str(ports.notify_ws),
+                "AGENTLOOM_NOTIFY_WS_URL": f"ws://127.0.0.1:{ports.notify_ws}",
+                "AGENTLOOM_INTERNAL_TOKEN": self.internal_token,
+                "AGENTLOOM_EVENTS_CHANNEL_PREFIX": f"agentloom:{self.config.database}:events:",
                 "AGENTLOOM_HOST": "127.0.0.1",
                 "AGENTLOOM_PORT": str(ports.gateway),
                 "PYTHONUNBUFFERED": "1",
@@ -195,6 +219,7 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
 

@@ -11,8 +11,6 @@ each hop is checked again. Responses are read up to a size cap.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -21,8 +19,8 @@ import httpcore
 import httpx
 
 from agentloom_blocks.sdk import BlockError, PlatformConfig, RetryableBlockError
+from agentloom_common.netpolicy import AddressPolicy, AddressRefused, HostUnresolvable, IPAddress
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_REDIRECTS = 5
 
 
@@ -30,64 +28,21 @@ class BlockedAddressError(BlockError):
     """The target resolves to an address blocks may not reach."""
 
 
-class NetworkPolicy:
-    """Which addresses blocks may connect to."""
-
-    def __init__(self, allow_private: bool = False, allowed_networks: Iterable[str] = ()) -> None:
-        self.allow_private = allow_private
-        self.allowed_networks = [ipaddress.ip_network(n, strict=False) for n in allowed_networks]
+class NetworkPolicy(AddressPolicy):
+    """Which addresses blocks may connect to (the shared policy, with block errors)."""
 
     @classmethod
     def from_config(cls, config: PlatformConfig) -> NetworkPolicy:
         return cls(config.allow_private_network, config.allowed_networks)
 
-    def refusal(self, address: IPAddress) -> str | None:
-        """Why `address` is refused, or None when it may be reached."""
-        if any(address in network for network in self.allowed_networks):
-            return None
-        if isinstance(address, ipaddress.IPv6Address):
-            # DNS has no business answering these; they smuggle IPv4 targets past checks.
-            embedded = address.ipv4_mapped or _nat64(address) or address.sixtofour
-            if embedded is not None:
-                return f"an IPv4 address embedded in IPv6 ({embedded})"
-        if address.is_multicast or address.is_unspecified:
-            return "a multicast or unspecified address"
-        # Cloud metadata lives here: refused even when private networks are allowed.
-        if address.is_link_local:
-            return "a link-local (metadata) address"
-        if self.allow_private:
-            return None
-        if address.is_loopback:
-            return "a loopback address"
-        if address.is_private or address.is_reserved or not address.is_global:
-            return "a private or reserved address"
-        return None
-
     async def resolve(self, host: str, port: int) -> list[IPAddress]:
         """The host's addresses, all checked; one refused address refuses the host."""
-        host = host.strip("[]")
         try:
-            addresses = [ipaddress.ip_address(host)]
-        except ValueError:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise BlockError(f"cannot resolve host {host!r}: {exc.strerror}") from None
-            addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
-        for address in addresses:
-            reason = self.refusal(address)
-            if reason is not None:
-                raise BlockedAddressError(
-                    f"refused to connect to {host!r}: it resolves to {reason} ({address})"
-                )
-        return addresses
-
-
-def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address in ipaddress.ip_network("64:ff9b::/96"):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
+            return await super().resolve(host, port)
+        except HostUnresolvable as exc:
+            raise BlockError(str(exc)) from None
+        except AddressRefused as exc:
+            raise BlockedAddressError(str(exc)) from None
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 
 from agentloom_common.logging import setup_logging
+from agentloom_common.migrations import upgrade
 from agentloom_notify.server import serve
 from agentloom_notify.settings import NotifySettings
+from agentloom_notify.webhooks.tables import SCHEMA
 
 
 def main() -> None:
@@ -17,7 +19,8 @@ def main() -> None:
     settings = NotifySettings()
     setup_logging("notify", settings.log_level)
     if args.command == "migrate":
-        return  # no tables yet
+        upgrade(settings.database_url, "agentloom_notify", SCHEMA)
+        return
     asyncio.run(serve(settings))
 
 

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoints, one delivery per event and endpoint, signed retried POSTs."""

@@ -1,0 +1,61 @@
+"""Event intake: every event on the bus becomes one pending delivery per matching endpoint.
+
+Consumed from the quorum queue `agentloom.events.webhooks` (bound to every event type) with a
+manual ack after the deliveries are committed; a redelivered message finds them already there
+(UNIQUE(endpoint_id, event_id)) and adds nothing. A message that is not an event is
+dead-lettered at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agentloom_common.bus import PoisonMessage
+from agentloom_notify.webhooks import repository
+from agentloom_notify.webhooks.repository import Event
+
+log = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 256
+
+
+def parse_event(body: bytes) -> Event:
+    """The event a bus message carries; `PoisonMessage` when it is none."""
+    try:
+        decoded: Any = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise PoisonMessage("the event is not JSON") from None
+    if not isinstance(decoded, dict):
+        raise PoisonMessage("the event is not a JSON object")
+    fields = {}
+    for name in ("event_id", "type", "user_id"):
+        value = decoded.get(name)
+        if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+            raise PoisonMessage(f"the event has no valid {name!r}")
+        fields[name] = value
+    # The body every endpoint receives, byte for byte on every attempt.
+    payload = json.dumps(decoded, separators=(",", ":"), ensure_ascii=False)
+    return Event(fields["event_id"], fields["type"], fields["user_id"], payload)
+
+
+class EventIntake:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], on_new: Callable[[], None]
+    ) -> None:
+        self._sessions = sessions
+        self._on_new = on_new
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        """The bus handler (`agentloom_common.bus.consume` acks after it returns)."""
+        event = parse_event(message.body)
+        async with self._sessions.begin() as session:
+            created = await repository.record_event(session, event, now=datetime.now(UTC))
+        if created:
+            self._on_new()
