@@ -28,7 +28,7 @@ typecheck:
 	$(UV) run mypy libs/common/src libs/devkit/src services/*/src
 
 pytest:
-	$(UV) run pytest -q
+	$(UV) run pytest -q --durations=15
 
 protos: install
 	$(UV) run python scripts/gen_protos.py

@@ -35,6 +35,18 @@ FAST_RECOVERY = {
     "AGENTLOOM_RATE_LIMIT_WRITE": "100000",
     "AGENTLOOM_RATE_LIMIT_EXECUTE": "100000",
     "AGENTLOOM_RATE_LIMIT_ADMIN": "100000",
+    # Webhooks: receivers are local servers; retries in milliseconds (5 s -> 1 ms, 5 min ->
+    # 60 ms, ...); the authorization matrix creates an endpoint per route it checks.
+    "AGENTLOOM_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+    "AGENTLOOM_WEBHOOK_RETRY_SCALE": "0.0002",
+    "AGENTLOOM_WEBHOOK_POLL_INTERVAL_S": "0.2",
+    "AGENTLOOM_WEBHOOK_MAX_ENDPOINTS_PER_USER": "1000",
+    # WebSocket clients that stop reading are cut off after this (gateway and notify).
+    "AGENTLOOM_WS_SEND_TIMEOUT_S": "2",
+    # Schedules: second-level crons and a quick poll so slots fire within the test's seconds.
+    "AGENTLOOM_SCHEDULE_MIN_INTERVAL_S": "1",
+    "AGENTLOOM_SCHEDULE_POLL_INTERVAL_S": "0.2",
+    "AGENTLOOM_MAX_SCHEDULES_PER_USER": "20",
 }
 
 

@@ -18,7 +18,15 @@ from agentloom_gateway import apikeys, identity
 from agentloom_gateway.app import create_app
 from agentloom_gateway.settings import GatewaySettings
 
-OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+OPEN_PATHS = {
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    # Incoming triggers: signed per Standard Webhooks with the trigger's own secret instead.
+    "/hooks/triggers/{trigger_id}",
+}
 
 
 def _concrete(path: str) -> str:

@@ -160,15 +160,17 @@ async def test_an_insane_request_id_is_replaced(client: httpx.AsyncClient, given
     assert len(response.headers["x-request-id"]) == 32
 
 
-async def test_presets_are_not_available_yet(client: httpx.AsyncClient, caller: Any) -> None:
+async def test_a_malformed_preset_id_is_422_naming_it(
+    client: httpx.AsyncClient, caller: Any
+) -> None:
     response = await client.post(
         f"/api/graphs/{uuid.uuid4()}/execute",
         params={"preset_id": "p1"},
         json={"inputs": {}},
         headers=caller.headers,
     )
-    body = _problem(response, 422, "PRESETS_NOT_AVAILABLE")
-    assert body["detail"] == "presets are not available yet"
+    body = _problem(response, 422, "VALIDATION_ERROR")
+    assert any(error["field"] == "query.preset_id" for error in body["errors"]), body
 
 
 @pytest.mark.parametrize(

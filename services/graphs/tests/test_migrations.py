@@ -46,8 +46,13 @@ async def test_migrate_command_creates_the_schema_and_can_run_again() -> None:
         await resources.drop_database(name)
 
     assert [code for code, _ in results] == [0, 0], results
-    assert {t["table_name"] for t in tables} == {"graphs", "graph_versions", "alembic_version"}
-    assert revision == "0001"
+    assert {t["table_name"] for t in tables} == {
+        "graphs",
+        "graph_versions",
+        "presets",
+        "alembic_version",
+    }
+    assert revision == "0002"
 
 
 async def test_migration_matches_the_tables_the_code_uses(engine: AsyncEngine) -> None:

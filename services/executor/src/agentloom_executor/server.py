@@ -21,7 +21,7 @@ from grpc_health.v1 import health
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from agentloom.billing.v1 import billing_pb2_grpc
-from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc
+from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc, schedules_pb2_grpc
 from agentloom.graphs.v1 import graphs_pb2_grpc
 from agentloom.identity.v1 import credentials_pb2_grpc
 from agentloom_blocks.registry import load_blocks
@@ -39,6 +39,11 @@ from agentloom_executor.events import EventRelay
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.runner import Runner, RunnerOptions
+from agentloom_executor.schedule_wiring import (
+    SCHEDULE_SERVICE_NAME,
+    schedule_servicer,
+    start_schedule_firing,
+)
 from agentloom_executor.scheduler import Scheduler
 from agentloom_executor.scheduling import Limits
 from agentloom_executor.servicer import ExecutionsServicer
@@ -114,9 +119,13 @@ async def start_api(settings: ExecutorSettings, infra: Infra) -> RunningApi:
         load_blocks(),
         infra.topology,
     )
+    schedules = schedule_servicer(infra, settings, graphs_channel)
     server, port, health_servicer = await create_server(
-        [lambda s: executor_pb2_grpc.add_ExecutionsServiceServicer_to_server(servicer, s)],
-        service_names=[SERVICE_NAME],
+        [
+            lambda s: executor_pb2_grpc.add_ExecutionsServiceServicer_to_server(servicer, s),
+            lambda s: schedules_pb2_grpc.add_ScheduleServiceServicer_to_server(schedules, s),
+        ],
+        service_names=[SERVICE_NAME, SCHEDULE_SERVICE_NAME],
         address=settings.listen_addr,
     )
     return RunningApi(server, port, health_servicer, graphs_channel)
@@ -154,6 +163,7 @@ async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler
         retention_s=settings.events_retention_s,
     )
     infra.background.append(asyncio.create_task(relay.run()))
+    start_schedule_firing(settings, infra)
     return scheduler
 
 

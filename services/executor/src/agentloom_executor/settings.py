@@ -45,6 +45,13 @@ class ExecutorSettings(ServiceSettings):
     # how long events stay replayable after they were recorded.
     events_poll_interval_s: float = 0.05
     events_retention_s: float = 7 * 24 * 3600.0
+    # Schedules (docs/schedules.md): how often each scheduler replica looks for due ones;
+    # a slot missed by longer than the grace (the platform was down) is skipped; the
+    # shortest interval between slots a cron expression may have; schedules per user.
+    schedule_poll_interval_s: float = 1.0
+    schedule_missed_grace_s: float = 300.0
+    schedule_min_interval_s: float = 60.0
+    max_schedules_per_user: int = 100
     # The gateway's internal credentials service: users' stored credentials, decrypted.
     credentials_grpc_addr: str = "127.0.0.1:50056"
     # The platform's default LLM credentials, used when a user brings none.

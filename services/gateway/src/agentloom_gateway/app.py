@@ -23,7 +23,7 @@ from agentloom_gateway.clients import open_services
 from agentloom_gateway.deps import Resources
 from agentloom_gateway.errors import install
 from agentloom_gateway.middleware import RequestContextMiddleware, RequestLimitsMiddleware
-from agentloom_gateway.routes import api_router, credits, health
+from agentloom_gateway.routes import api_router, credits, health, live, trigger_ingress
 from agentloom_gateway.schemas import InsufficientCreditsProblem
 from agentloom_gateway.settings import DEV_API_KEY_PEPPER, GatewaySettings
 
@@ -32,10 +32,14 @@ log = logging.getLogger(__name__)
 TAGS = [
     {"name": "graphs", "description": "Graphs of blocks, and their versions."},
     {"name": "executions", "description": "Running graphs and reading their results."},
+    {"name": "schedules", "description": "Running graphs on cron schedules, in a time zone."},
+    {"name": "presets", "description": "Saved inputs and credential choices for a graph."},
+    {"name": "triggers", "description": "Incoming triggers: signed calls that start a graph."},
     {"name": "blocks", "description": "The catalog of blocks a graph can use."},
     {"name": "user", "description": "The caller's profile and credits."},
     {"name": "api keys", "description": "The caller's API keys."},
     {"name": "credentials", "description": "Integration credentials; secrets never returned."},
+    {"name": "webhooks", "description": "Signed event deliveries to the caller's endpoints."},
     {"name": "admin", "description": "Users, keys, credits and suspension; admins only."},
     {"name": "health", "description": "Probes, open without credentials."},
 ]
@@ -105,6 +109,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(api_router())
     app.include_router(credits.router)  # billing's history, usage and estimates
+    app.include_router(live.router)  # /ws: live events, forwarded to notify
+    app.include_router(trigger_ingress.router)  # signature-authenticated, no API key
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

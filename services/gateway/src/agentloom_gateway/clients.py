@@ -9,8 +9,9 @@ import grpc
 
 from agentloom.billing.v1 import billing_pb2_grpc
 from agentloom.blocks.v1 import blocks_pb2_grpc
-from agentloom.executor.v1 import executor_pb2_grpc
-from agentloom.graphs.v1 import graphs_pb2_grpc
+from agentloom.executor.v1 import executor_pb2_grpc, schedules_pb2_grpc
+from agentloom.graphs.v1 import graphs_pb2_grpc, presets_pb2_grpc
+from agentloom.notify.v1 import webhooks_pb2_grpc
 from agentloom_common.grpc_client import create_channel
 from agentloom_gateway.settings import GatewaySettings
 
@@ -23,6 +24,12 @@ class Services:
     blocks: blocks_pb2_grpc.BlocksServiceAsyncStub
     billing: billing_pb2_grpc.BillingServiceAsyncStub
     executions: executor_pb2_grpc.ExecutionsServiceAsyncStub
+    # Served by the graphs process, on the graphs channel.
+    presets: presets_pb2_grpc.PresetServiceAsyncStub
+    # Served by the executor's api process, on the executor channel.
+    schedules: schedules_pb2_grpc.ScheduleServiceAsyncStub
+    # Outgoing webhooks, served by the notify process.
+    webhooks: webhooks_pb2_grpc.WebhookServiceAsyncStub
     channels: tuple[grpc.aio.Channel, ...]
 
     async def close(self) -> None:
@@ -37,6 +44,7 @@ def open_services(settings: GatewaySettings) -> Services:
     blocks = create_channel(settings.blocks_addr, deadline_s=deadline)
     billing = create_channel(settings.billing_addr, deadline_s=deadline)
     executor = create_channel(settings.executor_addr, deadline_s=deadline)
+    notify = create_channel(settings.notify_addr, deadline_s=deadline)
     # grpc ships no type hints, so the stubs' overloads cannot see these are aio channels.
     return Services(
         graphs=cast(
@@ -52,5 +60,16 @@ def open_services(settings: GatewaySettings) -> Services:
             "executor_pb2_grpc.ExecutionsServiceAsyncStub",
             executor_pb2_grpc.ExecutionsServiceStub(executor),
         ),
-        channels=(graphs, blocks, billing, executor),
+        webhooks=cast(
+            "webhooks_pb2_grpc.WebhookServiceAsyncStub",
+            webhooks_pb2_grpc.WebhookServiceStub(notify),
+        ),
+        channels=(graphs, blocks, billing, executor, notify),
+        schedules=cast(
+            "schedules_pb2_grpc.ScheduleServiceAsyncStub",
+            schedules_pb2_grpc.ScheduleServiceStub(executor),
+        ),
+        presets=cast(
+            "presets_pb2_grpc.PresetServiceAsyncStub", presets_pb2_grpc.PresetServiceStub(graphs)
+        ),
     )

@@ -110,6 +110,8 @@ def rpc_problem(
         problem.members["balance"] = _int_or_none(metadata.get("balance"))
     elif status == 400 and reason == "GRAPH_INVALID":
         problem.node_errors = _node_errors(metadata.get("node_errors", ""))
+    elif status == 400 and "errors" in metadata:
+        problem.errors = _field_errors(metadata["errors"])  # e.g. INPUTS_INVALID, PRESET_INVALID
     elif status == 401:
         problem.headers["WWW-Authenticate"] = "Bearer"
     elif status == 429:
@@ -123,6 +125,17 @@ def _int_or_none(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _field_errors(raw: str) -> list[FieldError] | None:
+    """`{field: message}` from a service's ErrorInfo; None when it is not that shape."""
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(decoded, dict):
+        return None
+    return [FieldError(field=str(name), message=str(text)) for name, text in decoded.items()]
 
 
 def _node_errors(raw: str) -> dict[str, dict[str, str]]:

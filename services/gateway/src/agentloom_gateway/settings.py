@@ -23,6 +23,12 @@ class GatewaySettings(ServiceSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Notify's WebSocket server, to which `/ws` forwards authenticated clients, and the token
+    # it requires (shared with notify; unset: notify refuses every connection).
+    notify_ws_url: str = "ws://127.0.0.1:8002"
+    internal_token: str | None = None
+    # A `/ws` client whose next frame cannot be sent for this long is cut off (4008).
+    ws_send_timeout_s: float = 10.0
     # HMAC key mixed into every stored API key hash: a leaked table alone verifies nothing.
     api_key_pepper: SecretStr = SecretStr(DEV_API_KEY_PEPPER)
     # `last_used_at` is written at most this often per key, so a busy key costs no writes.

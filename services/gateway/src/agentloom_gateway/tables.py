@@ -8,13 +8,16 @@ from datetime import datetime
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -87,6 +90,54 @@ class Credential(Base):
     scheme: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Trigger(Base):
+    """An incoming trigger: a URL that starts one graph of its owner's when called with a
+    Standard Webhooks signature made with its secret. The secret is sealed like a
+    credential's (`vault.KeyRing`, bound to owner and trigger id)."""
+
+    __tablename__ = "triggers"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    graph_id: Mapped[uuid.UUID] = mapped_column(UUID, index=True)
+    # 0: whichever version is active when the trigger fires.
+    graph_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    preset_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    input_name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    kek_id: Mapped[str] = mapped_column(Text, index=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TriggerDelivery(Base):
+    """One accepted call of a trigger, by its `webhook-id`: a sender's retry of the same
+    delivery finds this row and starts nothing new."""
+
+    __tablename__ = "trigger_deliveries"
+    __table_args__ = (
+        UniqueConstraint("trigger_id", "delivery_id", name="trigger_deliveries_delivery_key"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    trigger_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("triggers.id", ondelete="CASCADE")
+    )
+    delivery_id: Mapped[str] = mapped_column(Text)
+    payload: Mapped[object] = mapped_column(JSONB)
+    # Set once the execution exists; empty after a crash between storing and starting, which
+    # the sender's retry completes (the execution's idempotency key makes that safe).
+    execution_id: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 metadata = Base.metadata

@@ -78,3 +78,37 @@ def _summary(node_errors: NodeErrors) -> str:
     more = len(problems) - len(parts)
     tail = f"; and {more} more" if more > 0 else ""
     return f"graph is invalid ({len(problems)} problems): {'; '.join(parts)}{tail}"
+
+
+class PresetInvalid(InvalidArgument):
+    """A preset breaks validation rules; `errors` holds `{field: message}` for every one."""
+
+    reason = "PRESET_INVALID"
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        shown = dict(list(errors.items())[:SUMMARY_PROBLEMS])
+        summary = "; ".join(f"{field}: {message}" for field, message in shown.items())
+        more = len(errors) - len(shown)
+        tail = f"; and {more} more" if more > 0 else ""
+        fitted = {
+            _cut(field, MAX_KEY_CHARS): _cut(message, MAX_MESSAGE_CHARS)
+            for field, message in list(errors.items())[:10]
+        }
+        super().__init__(
+            _cut(f"preset is invalid: {summary}{tail}", 1000),
+            metadata={"errors": json.dumps(fitted)},
+        )
+
+
+def preset_not_found() -> NotFound:
+    # The same error for a missing preset and for another user's.
+    return NotFound("preset not found", reason="PRESET_NOT_FOUND")
+
+
+def preset_graph_mismatch() -> InvalidArgument:
+    return InvalidArgument(
+        "a preset stays with its graph: graph_id cannot change",
+        reason="PRESET_INVALID",
+        metadata={"errors": json.dumps({"graph_id": "must be the preset's graph"})},
+    )

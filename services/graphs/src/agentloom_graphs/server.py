@@ -8,15 +8,17 @@ import grpc
 from grpc_health.v1 import health
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
+from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc, presets_pb2, presets_pb2_grpc
 from agentloom_common.db import create_engine, create_session_factory
 from agentloom_common.grpc_client import create_channel
 from agentloom_common.grpc_server import create_server, graceful_stop, wait_for_shutdown_signal
 from agentloom_graphs.catalog_client import CatalogClient
+from agentloom_graphs.preset_servicer import PresetServicer
 from agentloom_graphs.servicer import GraphsServicer
 from agentloom_graphs.settings import GraphsSettings
 
 SERVICE_NAME = graphs_pb2.DESCRIPTOR.services_by_name["GraphsService"].full_name
+PRESETS_SERVICE_NAME = presets_pb2.DESCRIPTOR.services_by_name["PresetService"].full_name
 
 
 @dataclass
@@ -47,11 +49,16 @@ async def start(settings: GraphsSettings) -> RunningServer:
         max_stale_s=settings.catalog_max_stale_s,
         deadline_s=settings.grpc_deadline_s,
     )
-    servicer = GraphsServicer(create_session_factory(engine), catalog)
+    sessions = create_session_factory(engine)
+    servicer = GraphsServicer(sessions, catalog)
+    presets = PresetServicer(sessions)
     try:
         server, port, health_servicer = await create_server(
-            [lambda s: graphs_pb2_grpc.add_GraphsServiceServicer_to_server(servicer, s)],
-            service_names=[SERVICE_NAME],
+            [
+                lambda s: graphs_pb2_grpc.add_GraphsServiceServicer_to_server(servicer, s),
+                lambda s: presets_pb2_grpc.add_PresetServiceServicer_to_server(presets, s),
+            ],
+            service_names=[SERVICE_NAME, PRESETS_SERVICE_NAME],
             address=settings.listen_addr,
         )
     except BaseException:

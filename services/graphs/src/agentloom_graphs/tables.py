@@ -1,4 +1,4 @@
-"""The graphs schema: one row per graph, one row per version of it."""
+"""The graphs schema: one row per graph, one row per version of it, and presets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -73,6 +74,36 @@ class GraphVersionRow(Base):
     input_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
     output_schema: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PresetRow(Base):
+    """Saved inputs and credential choices for one version of a user's graph.
+
+    The foreign key to the version cascades: deleting a graph deletes its presets.
+    """
+
+    __tablename__ = "presets"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["graph_id", "graph_version"],
+            [GraphVersionRow.graph_id, GraphVersionRow.version],
+            ondelete="CASCADE",
+        ),
+        # Lists run newest first per user (optionally per graph), like graph lists.
+        Index(None, "user_id", "created_at", "id"),
+        Index(None, "graph_id", "graph_version"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    graph_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    graph_version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    credentials_inputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 metadata = Base.metadata

@@ -18,17 +18,22 @@ from agentloom_gateway.deps import ServicesDep
 from agentloom_gateway.errors import ApiProblem, problem_responses
 from agentloom_gateway.estimates import estimate_graph
 from agentloom_gateway.routes.graphs import GraphId, PageSize, PageToken
+from agentloom_gateway.routes.presets import apply_preset
 
 router = APIRouter(tags=["executions"])
 
 ExecutionId = Annotated[uuid.UUID, Path(description="Execution id.")]
 GraphVersion = Annotated[int, Path(ge=1, le=schemas.MAX_INT32, description="Graph version.")]
 PresetId = Annotated[
-    str | None, Query(max_length=128, description="Not available yet: any value answers 422.")
+    uuid.UUID | None,
+    Query(
+        description="A preset of this graph: its inputs and credential choices are merged "
+        "under the call's own (the call wins per key); without a version, the preset's runs."
+    ),
 ]
 ExecuteBody = Annotated[schemas.ExecuteIn | None, Body()]
 
-_EXECUTE_RESPONSES = problem_responses(402, 403, 404, 409)
+_EXECUTE_RESPONSES = problem_responses(402, 403, 404, 409, 422)
 _EXECUTE_DESCRIPTION = (
     "Checks the balance (402 with `balance` when it is used up), then queues an execution. "
     "An invalid graph or inputs answer 400 with `node_errors`."
@@ -41,12 +46,14 @@ async def _execute(
     graph_id: uuid.UUID,
     graph_version: int,
     body: schemas.ExecuteIn | None,
-    preset_id: str | None,
+    preset_id: uuid.UUID | None,
     response: Response,
 ) -> schemas.Execution:
-    if preset_id is not None:
-        raise ApiProblem(422, "PRESETS_NOT_AVAILABLE", "presets are not available yet")
     body = body or schemas.ExecuteIn()
+    if preset_id is not None:
+        graph_version, body = await apply_preset(
+            services, principal.user_id, graph_id, graph_version, preset_id, body
+        )
     check: billing_pb2.CheckBalanceResponse = await services.billing.CheckBalance(
         billing_pb2.CheckBalanceRequest(user_id=principal.user_id, amount=0)
     )
