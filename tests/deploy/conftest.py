@@ -33,6 +33,12 @@ def settings_env() -> frozenset[str]:
             "OPENAI_BASE_URL",
             "OPENAI_API_KEY",
             "AGENTLOOM_API_KEY_PEPPER",
+            "AGENTLOOM_NOTIFY_WS_URL",
+            "AGENTLOOM_INTERNAL_TOKEN",
+            "AGENTLOOM_WS_HOST",
+            "AGENTLOOM_WS_PORT",
+            "AGENTLOOM_WEBHOOK_SECRET_KEYS",
+            "AGENTLOOM_WEBHOOK_SECRET_KEY_CURRENT",
         }
     )
 

@@ -54,3 +54,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     # aiormq logs every reconnect attempt at INFO with connection details.
     logging.getLogger("aiormq").setLevel(logging.WARNING)
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
+    # websockets logs every frame, payload included, at DEBUG: events may be megabytes.
+    logging.getLogger("websockets").setLevel(logging.INFO)

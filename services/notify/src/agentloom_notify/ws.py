@@ -82,6 +82,8 @@ class _Stream:
     pending: dict[int, dict[str, Any]] = field(default_factory=dict)
     filling: bool = False
     ended: bool = False
+    # While a subscription is being set up: events wait, so "subscribed" goes out first.
+    held: bool = False
 
 
 class Connection:
@@ -138,6 +140,8 @@ class Connection:
             seq = int(event["seq"])
             if seq > stream.last_sent and len(stream.pending) < self._options.max_pending:
                 stream.pending[seq] = event
+        if stream.held:
+            return  # until the subscription is acknowledged
         while stream.last_sent + 1 in stream.pending:
             event = stream.pending.pop(stream.last_sent + 1)
             stream.last_sent += 1
@@ -238,7 +242,7 @@ class Connection:
         # Hold live events from now on, then replay what came before them.
         stream = self._streams.get(execution_id)
         if stream is None:
-            stream = self._streams[execution_id] = _Stream(last_sent=last_seq)
+            stream = self._streams[execution_id] = _Stream(last_sent=last_seq, held=True)
         else:
             stream.last_sent = max(stream.last_sent, last_seq)
         stream.filling = True
@@ -253,6 +257,7 @@ class Connection:
         self._executions.add(execution_id)
         self._send({"type": "subscribed", "graph_exec_id": execution_id, "last_seq": last_seq})
         stream.filling = False
+        stream.held = False
         self._hold(execution_id, stream, page)
         if len(page) == self._page:
             self._start_fill(execution_id, stream, delay_s=0)
