@@ -118,6 +118,7 @@ async def run() -> None:
         graph_id = await _example_graph(stack.gateway_url, api_key)
         dev = {
             "gateway_url": stack.gateway_url,
+            "ws_url": stack.gateway_url.replace("http://", "ws://") + "/ws",
             "api_key": api_key,
             "user_id": user_id,
             "example_graph_id": graph_id,
@@ -125,6 +126,7 @@ async def run() -> None:
         }
         (STATE_DIR / "dev.json").write_text(json.dumps(dev, indent=2))
         print(f"\nAgentloom is running.\n  gateway:  {stack.gateway_url}  (docs at /docs)")
+        print(f"  live events: {dev['ws_url']}  (docs/events.md)")
         print(f"  API key:  {api_key}\n  example graph: {graph_id}")
         if dev_llm is not None:
             print(

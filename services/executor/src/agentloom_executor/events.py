@@ -64,6 +64,8 @@ UNPUBLISHED = text(
     """
 )
 
+PENDING = text("SELECT id FROM executor.execution_events WHERE NOT published LIMIT 1")
+
 MARK_PUBLISHED = text("UPDATE executor.execution_events SET published = true WHERE id = ANY(:ids)")
 
 PRUNE = text(
@@ -141,8 +143,13 @@ class EventRelay:
         self._retention = timedelta(seconds=retention_s)
         self._batch = batch
         self._last_prune = datetime.min.replace(tzinfo=UTC)
+        self._last_round_had_events = False
 
     async def run(self) -> None:
+        """Round after round: at once while batches are full, at the poll interval while
+        events come, slowing to 5x that after a quiet second (an idle platform polls less)."""
+        pause = self._poll_interval_s
+        quiet_since = asyncio.get_running_loop().time()
         while True:
             try:
                 busy = await self.tick()
@@ -151,11 +158,22 @@ class EventRelay:
             except Exception:
                 log.exception("event relay tick failed")
                 busy = False
+            now = asyncio.get_running_loop().time()
+            if self._last_round_had_events:
+                quiet_since = now
+            pause = self._poll_interval_s * (5 if now - quiet_since > 1.0 else 1)
             if not busy:
-                await asyncio.sleep(self._poll_interval_s)
+                await asyncio.sleep(pause)
 
     async def tick(self) -> bool:
         """One round; True when a full batch was handled (more may be waiting)."""
+        # The relay polls often: while nothing waits, one index probe is all a round costs.
+        async with self._sessions() as session:
+            waiting = (await session.execute(PENDING)).scalar_one_or_none()
+        self._last_round_had_events = waiting is not None
+        if waiting is None:
+            await self._prune()
+            return False
         async with self._sessions.begin() as session:
             if not await _relay_lock(session):
                 return False
