@@ -119,9 +119,11 @@ class Connection:
         if stream is None:
             if str(event.get("graph_id")) not in self._graphs:
                 return
-            # First sight of an execution of a followed graph: live from here on.
+            # First sight of an execution of a followed graph: it is sent whole, from its
+            # first event (replicas may hand events over out of order, so the first one seen
+            # need not be the first; what came before it is fetched from the replay).
             self._forget_ended()
-            stream = self._streams[execution_id] = _Stream(last_sent=int(event["seq"]) - 1)
+            stream = self._streams[execution_id] = _Stream(last_sent=0)
         self._hold(execution_id, stream, [event])
 
     def _forget_ended(self) -> None:
