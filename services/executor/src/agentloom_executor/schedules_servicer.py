@@ -7,9 +7,7 @@ problems as JSON in the `errors` metadata ({field: message}); the gateway turns 
 
 from __future__ import annotations
 
-import base64
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +29,7 @@ from agentloom_executor.cron import (
     parse_zone,
     shortest_interval,
 )
+from agentloom_executor.cursor import decode_cursor, encode_cursor
 from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.schedule_firing import merge_preset
 from agentloom_executor.schedule_tables import Schedule
@@ -71,19 +70,6 @@ def schedule_proto(row: Schedule) -> schedules_pb2.Schedule:
         last_fired_at=_ts(row.last_fired_at),
         created_at=_ts(row.created_at),
     )
-
-
-def _encode_cursor(created_at: datetime, schedule_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(schedule_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, schedule_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(created_at), uuid.UUID(schedule_id)
-    except (ValueError, TypeError):
-        raise InvalidArgument("page_token is not valid", reason="INVALID_PAGE_TOKEN") from None
 
 
 def _object(text: str, field: str, errors: dict[str, str]) -> dict[str, Any]:
@@ -258,7 +244,7 @@ class ScheduleServicer(schedules_pb2_grpc.ScheduleServiceServicer):
         if request.page_size < 0:
             raise InvalidArgument("page_size must be positive")
         page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = _decode_cursor(request.page_token) if request.page_token else None
+        after = decode_cursor(request.page_token) if request.page_token else None
         async with self._sessions() as session:
             rows = await schedules.list_schedules(
                 session,
@@ -270,7 +256,7 @@ class ScheduleServicer(schedules_pb2_grpc.ScheduleServiceServicer):
         next_token = ""
         if len(rows) > page_size:
             rows = rows[:page_size]
-            next_token = _encode_cursor(rows[-1].created_at, rows[-1].id)
+            next_token = encode_cursor(rows[-1].created_at, rows[-1].id)
         return schedules_pb2.ListSchedulesResponse(
             schedules=[schedule_proto(row) for row in rows], next_page_token=next_token
         )

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import grpc
@@ -25,6 +22,7 @@ from agentloom_executor.convert import (
     node_execution_proto,
     status_proto,
 )
+from agentloom_executor.cursor import decode_cursor, encode_cursor
 from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.scheduling import request_next_waiting
@@ -47,19 +45,6 @@ def _parse_object(text: str, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object")
     return value
-
-
-def _encode_cursor(created_at: datetime, execution_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(execution_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, execution_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(created_at), uuid.UUID(execution_id)
-    except (ValueError, TypeError):
-        raise InvalidArgument("page_token is not valid", reason="INVALID_PAGE_TOKEN") from None
 
 
 class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
@@ -168,7 +153,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         if page_size < 0:
             raise InvalidArgument("page_size must be positive")
-        after = _decode_cursor(request.page_token) if request.page_token else None
+        after = decode_cursor(request.page_token) if request.page_token else None
         async with self._sessions() as session:
             rows = await repository.list_executions(
                 session,
@@ -180,7 +165,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         next_token = ""
         if len(rows) > page_size:
             rows = rows[:page_size]
-            next_token = _encode_cursor(rows[-1].created_at, rows[-1].id)
+            next_token = encode_cursor(rows[-1].created_at, rows[-1].id)
         return executor_pb2.ListExecutionsResponse(
             executions=[execution_proto(row) for row in rows], next_page_token=next_token
         )
