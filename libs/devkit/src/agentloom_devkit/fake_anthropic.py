@@ -8,11 +8,14 @@ word counts. Same triggers as the fake OpenAI server, in the last user message:
   [[slow:2.5]]                 wait that many seconds first
   [[reply]]A[[or]]B[[/reply]]  answer A, then B on the next turn (by the number of assistant
                                messages in the conversation), for structured-output retries
+  [[tool:NAME {"arg": 1}]]     with `tools` in the request: answer `tool_use` blocks, then
+  [[tool-loop]]                "tool results: ..." after the results (as the fake OpenAI does)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from typing import Any
@@ -22,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agentloom_devkit.fake_openai import SUMMARY_WORDS, scripted_reply
+from agentloom_devkit.fake_openai import SUMMARY_WORDS, scripted_reply, scripted_tool_calls
 from agentloom_devkit.servers import ThreadedServer
 
 _FAIL_PREFIX = "[[fail-"
@@ -90,6 +93,23 @@ class FakeAnthropic(ThreadedServer):
         text = (
             reply if reply is not None else "summary: " + " ".join(prompt.split()[:SUMMARY_WORDS])
         )
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        if body.get("tools"):
+            results = _tool_results(messages[-1])
+            texts = [_text(m["content"]) for m in messages if m["role"] == "user"]
+            calls = [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:12]}",
+                    "name": name,
+                    "input": json.loads(arguments),
+                }
+                for name, arguments in scripted_tool_calls(texts, bool(results))
+            ]
+            if calls:
+                content = calls
+            elif results and reply is None:
+                content = [{"type": "text", "text": "tool results: " + " | ".join(results)}]
         system = body.get("system") or ""
         input_tokens = len(_text(system).split()) + sum(
             len(_text(m["content"]).split()) for m in messages
@@ -100,12 +120,28 @@ class FakeAnthropic(ThreadedServer):
                 "type": "message",
                 "role": "assistant",
                 "model": body["model"],
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": "end_turn",
+                "content": content,
+                "stop_reason": "tool_use" if content[0]["type"] == "tool_use" else "end_turn",
                 "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": len(text.split())},
+                "usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": sum(len(json.dumps(part).split()) for part in content)
+                    if content[0]["type"] == "tool_use"
+                    else len(_text(content).split()),
+                },
             }
         )
+
+
+def _tool_results(message: dict[str, Any]) -> list[str]:
+    """The tool results a user message carries (tool_result blocks), as text."""
+    if message["role"] != "user" or not isinstance(message["content"], list):
+        return []
+    return [
+        str(part.get("content", ""))
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "tool_result"
+    ]
 
 
 def _invalid(body: Any) -> str | None:

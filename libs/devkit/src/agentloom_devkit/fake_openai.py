@@ -13,6 +13,11 @@ Triggers in the last user message, for failure tests:
   [[reply]]A[[or]]B[[/reply]]   (in any message) answer exactly A, then B on the next turn
                  (chosen by the number of assistant messages so far; the last one repeats),
                  e.g. an invalid then a valid JSON answer for structured-output retries
+  [[tool:NAME {"arg": 1}]]   (in a user message, with `tools` in the request) call tool NAME
+                 with those arguments (several triggers: parallel calls) while the last
+                 message is not a tool result; after the results, answer
+                 "tool results: " and the results joined by " | "
+  [[tool-loop]]  call the tools again after every result (to test round limits)
 
 In a test::
 
@@ -47,6 +52,17 @@ MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4")
 _FAIL = re.compile(r"\[\[fail-([45]\d\d)\]\]")
 _SLOW = re.compile(r"\[\[slow:(\d+(?:\.\d+)?)\]\]")
 _REPLY = re.compile(r"\[\[reply\]\](.*?)\[\[/reply\]\]", re.DOTALL)
+_TOOL = re.compile(r"\[\[tool:([\w.-]+)\s*(\{.*?\})?\]\]", re.DOTALL)
+_TOOL_LOOP = "[[tool-loop]]"
+
+
+def scripted_tool_calls(texts: list[str], after_results: bool) -> list[tuple[str, str]]:
+    """The (tool name, JSON arguments) calls the [[tool:...]] triggers in `texts` ask for now:
+    none once tool results came back, unless [[tool-loop]] is there too."""
+    joined = "\n".join(texts)
+    if after_results and _TOOL_LOOP not in joined:
+        return []
+    return [(m.group(1), m.group(2) or "{}") for m in _TOOL.finditer(joined)]
 
 
 def scripted_reply(texts: list[str], turn: int) -> str | None:
@@ -151,7 +167,25 @@ async def _answer(body: dict[str, Any], api_key: str) -> JSONResponse:
     reply = scripted_reply([_text(m.get("content")) for m in messages], turns)
     content = reply if reply is not None else "summary: " + " ".join(prompt.split()[:SUMMARY_WORDS])
     prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
-    completion_tokens = len(content.split())
+    tool_calls: list[dict[str, Any]] = []
+    if body.get("tools"):
+        after_results = messages[-1].get("role") == "tool"
+        users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+        for name, arguments in scripted_tool_calls(users, after_results):
+            tool_calls.append(
+                {
+                    "id": f"call_{uuid.uuid4().hex[:12]}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            )
+        if after_results and not tool_calls and reply is None:
+            results = reversed(_trailing_tools(messages))
+            content = "tool results: " + " | ".join(_text(m.get("content")) for m in results)
+    completion_tokens = len(content.split()) if not tool_calls else 10 * len(tool_calls)
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if tool_calls:
+        message = {"role": "assistant", "content": None, "tool_calls": tool_calls, "refusal": None}
     return JSONResponse(
         {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
@@ -161,9 +195,9 @@ async def _answer(body: dict[str, Any], api_key: str) -> JSONResponse:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "message": message,
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": "tool_calls" if tool_calls else "stop",
                 }
             ],
             "usage": {
@@ -174,6 +208,16 @@ async def _answer(body: dict[str, Any], api_key: str) -> JSONResponse:
             "system_fingerprint": "fp_fake",
         }
     )
+
+
+def _trailing_tools(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tool results after the last assistant message (the round just answered)."""
+    trailing: list[dict[str, Any]] = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        trailing.append(message)
+    return trailing
 
 
 def _simulated_failure(status: int, api_key: str) -> JSONResponse:

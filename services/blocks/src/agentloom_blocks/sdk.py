@@ -12,13 +12,15 @@ import dataclasses
 import enum
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
 ERROR_PIN = "error"
+# The output pin of a tool-using block (`uses_tools`) that links to the nodes it may call.
+TOOLS_PIN = "tools"
 # Examples that need a customer's web server use this base URL; the generic example test
 # serves it from a local server (and replaces it in expected outputs too).
 EXAMPLE_SERVER_URL = "http://example-server.test"
@@ -109,6 +111,25 @@ class BlockCosts:
     per_1k_tokens: int = 0
 
 
+@dataclass(frozen=True)
+class Tool:
+    """A node an agent block may call: a name the model uses, what it does, and the JSON
+    Schema of the arguments the model fills in (the node's linked input pins)."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+class ToolError(BlockError):
+    """A tool call that could not run (unknown tool, bad arguments, the node failed): the
+    agent shows the model this message, and the model may try again."""
+
+
+# Runs one tool call: (tool name, arguments) -> the node's outputs, {pin: value}.
+ToolCaller = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+
+
 @dataclass
 class BlockContext:
     """What a running block may know: its own ids, its credentials, a logger, cancellation."""
@@ -123,6 +144,10 @@ class BlockContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("agentloom.block"))
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     store: KeyValueStore | None = None
+    # For blocks with `uses_tools`: the nodes linked to the block's `tools` pin, and how to
+    # run one (the engine runs it as a node execution of this execution, recorded and charged).
+    tools: tuple[Tool, ...] = ()
+    call_tool: ToolCaller | None = None
 
     def credential(self, provider: str, key: str = "api_key") -> str | None:
         """The user's credential for `provider`, else the platform's default, else None."""
@@ -152,6 +177,9 @@ class Block:
     accepts_extra_inputs: ClassVar[bool] = False
     # Links from this block's outputs are static: they keep their last value for later runs.
     static_output: ClassVar[bool] = False
+    # The nodes linked from this block's `tools` pin are offered to it as `context.tools`
+    # instead of receiving values: the block calls them through `context.call_tool`.
+    uses_tools: ClassVar[bool] = False
     credentials: ClassVar[tuple[CredentialsField, ...]] = ()
     costs: ClassVar[BlockCosts | None] = None
     Input: ClassVar[type[BaseModel]]
@@ -187,6 +215,9 @@ class Block:
         properties.setdefault(
             ERROR_PIN, {"type": "string", "title": "Error", "description": "Why the block failed."}
         )
+        if cls.uses_tools and TOOLS_PIN in properties:
+            # For the graphs service and builders: links from this pin name tools, not sinks.
+            properties[TOOLS_PIN]["x-tools"] = True
         return schema
 
     @classmethod

@@ -490,3 +490,46 @@ async def node_status(session: AsyncSession, node_execution_id: str) -> str | No
     if parsed is None:
         return None
     return await session.scalar(select(NodeExecution.status).where(NodeExecution.id == parsed))
+
+
+async def execution_graph(session: AsyncSession, execution_id: uuid.UUID) -> dict[str, Any]:
+    """The graph snapshot an execution runs (nodes and links)."""
+    graph = await session.scalar(select(Execution.graph).where(Execution.id == execution_id))
+    return graph or {}
+
+
+async def record_tool_call(
+    session: AsyncSession,
+    claim: ClaimedNode,
+    *,
+    status: Status,
+    outputs: list[list[Any]],
+    error: str | None,
+    cost: int,
+    started_at: datetime,
+) -> None:
+    """Store a tool call an agent node made as a finished node execution of the tool node.
+
+    It is `applied` from the start: a tool answers its agent, so the scheduler passes
+    nothing along the tool node's links and waits for nothing from it."""
+    moment = now()
+    session.add(
+        NodeExecution(
+            id=claim.node_execution_id,
+            execution_id=claim.execution_id,
+            node_id=claim.node_id,
+            block_id=claim.block_id,
+            status=status.value,
+            inputs=claim.inputs,
+            outputs=outputs,
+            error=error,
+            attempt=claim.attempt,
+            cost=cost,
+            config=claim.config,
+            applied=True,
+            created_at=started_at,
+            started_at=started_at,
+            ended_at=moment,
+        )
+    )
+    await session.flush()

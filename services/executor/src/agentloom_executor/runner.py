@@ -36,10 +36,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agentloom.billing.v1 import billing_pb2, billing_pb2_grpc
 from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
 from agentloom.identity.v1 import credentials_pb2, credentials_pb2_grpc
-from agentloom_blocks.sdk import ERROR_PIN, Block, BlockContext, BlockError, PlatformConfig
+from agentloom_blocks.sdk import (
+    ERROR_PIN,
+    Block,
+    BlockContext,
+    BlockError,
+    PlatformConfig,
+    RetryableBlockError,
+    ToolError,
+)
 from agentloom_common.bus import CONTROL_EXCHANGE, JOBS_QUEUE, PoisonMessage, Topology, consume
 from agentloom_common.errors import error_info
-from agentloom_executor import repository
+from agentloom_executor import repository, tools
 from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.messages import CancelExecution, NodeJob
 from agentloom_executor.outbox import Outbox
@@ -367,6 +375,8 @@ class Runner:
             store=UserValues(self._sessions, claim.user_id),
             credentials=credentials,
         )
+        if block.uses_tools:
+            await self._offer_tools(context, claim)
         outputs: list[list[Any]] = []
         try:
             async for pin, value in block().run(block_input, context):
@@ -380,6 +390,68 @@ class Runner:
             outputs.append([ERROR_PIN, message])
             return Outcome(Status.FAILED, outputs, message)
         return Outcome(Status.COMPLETED, outputs, None)
+
+    async def _offer_tools(self, context: BlockContext, claim: repository.ClaimedNode) -> None:
+        """Give an agent block its tools: the nodes linked from its `tools` pin."""
+        async with self._sessions() as session:
+            snapshot = await repository.execution_graph(session, claim.execution_id)
+        offered = tools.tools_of(GraphSnapshot.from_json(snapshot), claim.node_id, self._blocks)
+        context.tools = tuple(t.tool for t in offered.values())
+
+        async def call_tool(name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+            tool = offered.get(name)
+            if tool is None:
+                raise ToolError(f"there is no tool named {name!r}")
+            return await self._call_tool(claim, tool, arguments)
+
+        context.call_tool = call_tool
+
+    async def _call_tool(
+        self,
+        agent: repository.ClaimedNode,
+        tool: tools.ToolNode,
+        arguments: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Run one tool call as a node execution of the agent's execution: run the block,
+        charge it, record it with its inputs and outputs; its outputs answer the call."""
+        call = repository.ClaimedNode(
+            node_execution_id=uuid.uuid4(),
+            execution_id=agent.execution_id,
+            node_id=tool.node.id,
+            block_id=tool.block.id,
+            inputs=tool.inputs(arguments),
+            attempt=1,
+            user_id=agent.user_id,
+            graph_id=agent.graph_id,
+            config=dict(tool.node.config),
+            max_credits=agent.max_credits,
+            credentials_inputs=agent.credentials_inputs,
+        )
+        started_at, started = repository.now(), time.monotonic()
+        outcome = await self._run(tool.block, call)
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        cost = 0
+        if outcome.status is Status.COMPLETED:
+            try:
+                outcome, cost = await self._charge(call, tool.block, outcome)
+            except grpc.aio.AioRpcError as error:
+                # The agent node fails and is retried (or fails) like any unbilled run.
+                raise RetryableBlockError(
+                    f"billing could not charge a tool call ({error.code().name})"
+                ) from None
+        async with self._sessions.begin() as session:
+            await repository.record_tool_call(
+                session,
+                call,
+                status=outcome.status,
+                outputs=outcome.outputs,
+                error=outcome.error,
+                cost=cost,
+                started_at=started_at,
+            )
+        if outcome.status is not Status.COMPLETED:
+            raise ToolError(f"tool {tool.tool.name!r} failed: {outcome.error}")
+        return tools.answer(outcome.outputs)
 
     async def _credentials_for(
         self, block: type[Block], claim: repository.ClaimedNode

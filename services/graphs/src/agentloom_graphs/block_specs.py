@@ -13,6 +13,9 @@ ERROR_PIN = "error"
 
 INPUT_KIND = blocks_pb2.BLOCK_KIND_INPUT
 OUTPUT_KIND = blocks_pb2.BLOCK_KIND_OUTPUT
+STANDARD_KIND = blocks_pb2.BLOCK_KIND_STANDARD
+# The output pin of an agent block linking to the nodes it calls as tools (marked `x-tools`).
+TOOLS_PIN = "tools"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,13 @@ class BlockSpec:
     # A block whose outputs depend on its input (a sub-agent yields its graph's outputs):
     # its output schema allows additional properties, and any output pin may be linked.
     accepts_extra_outputs: bool = False
+    # An agent block: the nodes linked from its `tools` pin are its tools, not its sinks.
+    uses_tools: bool = False
+
+    @property
+    def callable_as_tool(self) -> bool:
+        """Only plain blocks answer a tool call (not graph I/O, notes, sub-agents, agents)."""
+        return self.kind == STANDARD_KIND and not self.accepts_extra_outputs and not self.uses_tools
 
     @property
     def input_pins(self) -> frozenset[str]:
@@ -53,6 +63,7 @@ class BlockSpec:
             output_pins=frozenset(_properties(output_schema)) | {ERROR_PIN},
             accepts_extra_inputs=block.accepts_extra_inputs,
             accepts_extra_outputs=output_schema.get("additionalProperties") is True,
+            uses_tools=_properties(output_schema).get(TOOLS_PIN, {}).get("x-tools") is True,
         )
 
     def io_name(self, input_default: Mapping[str, Any]) -> Any:

@@ -15,7 +15,13 @@ from typing import Any
 
 from agentloom_common.errors import InvalidArgument
 from agentloom_graphs import io_schema
-from agentloom_graphs.block_specs import INPUT_KIND, OUTPUT_KIND, BlockSpec, Catalog
+from agentloom_graphs.block_specs import (
+    INPUT_KIND,
+    OUTPUT_KIND,
+    TOOLS_PIN,
+    BlockSpec,
+    Catalog,
+)
 from agentloom_graphs.errors import GraphInvalid
 from agentloom_graphs.json_values import JsonValueError, check_text, parse_object
 
@@ -260,6 +266,7 @@ def _check_links(
         source_ok = ends.check("source", draft.source_id, draft.source_name)
         sink_ok = ends.check("sink", draft.sink_id, draft.sink_name)
         if source_ok and sink_ok:
+            ends.check_tool(draft.source_id, draft.source_name, draft.sink_id)
             links.append(Link(link_id, *wire, is_static=draft.is_static))
     return links
 
@@ -297,6 +304,20 @@ class _LinkEnds:
             message = f"block {block.name!r} has no {direction} {base_pin(pin)!r}"
             self.problems.add(node_id, pin, message)
         return True
+
+    def check_tool(self, source_id: str, source_pin: str, sink_id: str) -> None:
+        """A link from an agent's `tools` pin must reach a node that can answer a call."""
+        source = self.catalog.get(self.nodes[source_id].block_id)
+        sink = self.catalog.get(self.nodes[sink_id].block_id)
+        if source is None or sink is None or not source.uses_tools:
+            return
+        if base_pin(source_pin) == TOOLS_PIN and not sink.callable_as_tool:
+            self.problems.add(
+                sink_id,
+                f"{self.where}.sink_id",
+                f"block {sink.name!r} cannot be an agent's tool (graph inputs and outputs, "
+                "notes, sub-agents and agents cannot)",
+            )
 
 
 def _check_required_inputs(

@@ -11,10 +11,18 @@ from __future__ import annotations
 import dataclasses
 
 from agentloom_blocks.providers import anthropic, openai
-from agentloom_blocks.providers.base import ChatRequest, ChatResult, add_usage
+from agentloom_blocks.providers.base import ChatRequest, ChatResult, ToolCall, add_usage
 from agentloom_blocks.sdk import BlockContext, BlockError, CredentialsField
 
-__all__ = ["LLM_CREDENTIALS", "ChatRequest", "ChatResult", "add_usage", "chat", "provider_for"]
+__all__ = [
+    "LLM_CREDENTIALS",
+    "ChatRequest",
+    "ChatResult",
+    "ToolCall",
+    "add_usage",
+    "chat",
+    "provider_for",
+]
 
 LLM_CREDENTIALS = (
     CredentialsField("openai", "api_key", "An OpenAI (or compatible) API key."),

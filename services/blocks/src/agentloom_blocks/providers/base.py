@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import httpx
 
-from agentloom_blocks.sdk import BlockError, RetryableBlockError
+from agentloom_blocks.sdk import BlockError, RetryableBlockError, Tool
 
 # Statuses worth another try: timeouts, conflicts, rate limits, provider-side failures.
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
@@ -15,14 +15,30 @@ MAX_ERROR_CHARS = 500
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A call the model asks for. `arguments` is None when the model's arguments were not a
+    JSON object (`problem` says why): the call is answered with that error."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class ChatRequest:
-    """A provider-neutral chat: `messages` are {"role": "user"|"assistant", "content": str}."""
+    """A provider-neutral chat. `messages` are, in order:
+    {"role": "user", "content": str}
+    {"role": "assistant", "content": str, "tool_calls": [ToolCall as dict]} (tool_calls optional)
+    {"role": "tool", "tool_call_id": str, "name": str, "content": str} (a call's result)
+    """
 
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     system: str = ""
     max_tokens: int | None = None
     temperature: float | None = None
+    tools: tuple[Tool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,7 @@ class ChatResult:
     text: str
     # prompt_tokens, completion_tokens, total_tokens: whichever the provider reported.
     usage: dict[str, int] = field(default_factory=dict)
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 async def post_json(
