@@ -5,8 +5,10 @@ users, slow clients cut off."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
 import socket
 from typing import Any
 
@@ -199,7 +201,8 @@ async def test_a_client_that_does_not_read_is_cut_off(
     The client is the `websockets` sans-I/O protocol over a plain socket with a tiny fixed
     receive window, so that nothing on the client side reads ahead."""
     created = await client.create_graph(chain("live-slow", 12))
-    big = "x" * 250_000
+    # Incompressible: a deflate-compressed hop would otherwise carry it in a few bytes.
+    big = base64.b64encode(os.urandom(187_500)).decode()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", stack.config.ports.gateway))

@@ -14,10 +14,15 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 # Credentials that can travel in a URL's query (a browser's WebSocket cannot set headers):
 # servers log request lines, so their values are masked in every message.
 _SECRET_QUERY = re.compile(r"([?&](?:token|api_key|access_token)=)[^&\s\"']+", re.IGNORECASE)
+# A credential in a logged header ("authorization: Bearer ...", "x-api-key: ...").
+_SECRET_HEADER = re.compile(
+    r"((?:authorization|x-api-key|x-agentloom-internal-token)\s*:\s*(?:bearer\s+)?)[^\s\"']+",
+    re.IGNORECASE,
+)
 
 
 def redact(message: str) -> str:
-    return _SECRET_QUERY.sub(r"\1[REDACTED]", message)
+    return _SECRET_HEADER.sub(r"\1[REDACTED]", _SECRET_QUERY.sub(r"\1[REDACTED]", message))
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,3 +61,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
     # websockets logs every frame, payload included, at DEBUG: events may be megabytes.
     logging.getLogger("websockets").setLevel(logging.INFO)
+    # uvicorn's WebSocket protocol logs the same through its own logger, headers included.
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)

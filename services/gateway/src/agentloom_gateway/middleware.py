@@ -31,6 +31,9 @@ def request_id_from(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
+SERVER_SEND_KEY = "agentloom.server_send"
+
+
 class RequestContextMiddleware:
     """Outermost: binds the request id for logs and downstream calls, echoes it on every
     answer, and turns any unhandled exception into a generic 500 problem."""
@@ -39,6 +42,10 @@ class RequestContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # The server's own `send`, before the framework wraps it: the live-events relay
+            # reaches the connection's transport through it (routes/live.py).
+            scope[SERVER_SEND_KEY] = send
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

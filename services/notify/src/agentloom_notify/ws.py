@@ -28,6 +28,7 @@ import contextlib
 import hmac
 import json
 import logging
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -54,12 +55,18 @@ GAP_GRACE_S = 0.2
 # Executions a graph subscription keeps track of before it forgets the ended ones.
 MAX_STREAMS = 1000
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+# Kernel send buffer of each client connection, set explicitly: left to autotuning it may
+# grow to tens of megabytes (net.ipv4.tcp_wmem/rmem), which would hide a stalled client.
+SOCKET_BUFFER_BYTES = 262_144
 
 
 @dataclass(frozen=True)
 class WsOptions:
     internal_token: str
     send_queue: int = 1000
+    # Bytes waiting in the send queue at most (events carry node inputs and outputs: a
+    # thousand of them may be large).
+    send_queue_bytes: int = 8_000_000
     send_timeout_s: float = 10.0
     heartbeat_s: float = 15.0
     max_subscriptions: int = 100
@@ -99,6 +106,7 @@ class Connection:
         self._executor = executor
         self._options = options
         self._outgoing: asyncio.Queue[str] = asyncio.Queue(maxsize=options.send_queue)
+        self._queued_bytes = 0
         self._streams: dict[str, _Stream] = {}
         # Executions followed because the client asked for them (not via a graph).
         self._executions: set[str] = set()
@@ -284,10 +292,16 @@ class Connection:
     def _send(self, message: dict[str, Any]) -> None:
         if self.closing:
             return
+        text = json.dumps(message, separators=(",", ":"))
+        if self._queued_bytes + len(text) > self._options.send_queue_bytes:
+            self._cut_off("send queue full (bytes)")
+            return
         try:
-            self._outgoing.put_nowait(json.dumps(message, separators=(",", ":")))
+            self._outgoing.put_nowait(text)
         except asyncio.QueueFull:
             self._cut_off("send queue full")
+            return
+        self._queued_bytes += len(text)
 
     def _cut_off(self, why: str) -> None:
         if self.closing:
@@ -299,6 +313,7 @@ class Connection:
     async def sender(self) -> None:
         while True:
             text = await self._outgoing.get()
+            self._queued_bytes -= len(text)
             if self._has_room():
                 self._room.set()
             try:
@@ -366,8 +381,8 @@ class WsServer:
             max_queue=16,
             write_limit=65_536,
         )
-        socket = next(iter(self._server.sockets))
-        return int(socket.getsockname()[1])
+        listening = next(iter(self._server.sockets))
+        return int(listening.getsockname()[1])
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -386,6 +401,9 @@ class WsServer:
 
     async def _handler(self, websocket: ServerConnection) -> None:
         user_id = websocket.request.headers[USER_HEADER] if websocket.request else ""
+        client_socket = websocket.transport.get_extra_info("socket")
+        if client_socket is not None:
+            client_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER_BYTES)
         connection = Connection(websocket, user_id, self._executor, self._options)
         await self._hub.add(user_id, connection)
         sender = asyncio.create_task(connection.sender())

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -21,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from agentloom_gateway.auth import Principal
+from agentloom_gateway.middleware import SERVER_SEND_KEY
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_UNAVAILABLE = 1013  # "try again later"
 CLOSE_SLOW = 4008
 MAX_CLIENT_FRAME = 65_536
+UPSTREAM_BUFFER_BYTES = 262_144
+# Bytes buffered towards a client (above the kernel's socket buffer) before sends wait.
+CLIENT_BUFFER_BYTES = 1_048_576
+SEND_POLL_S = 0.05
 
 
 def _credential(websocket: WebSocket) -> str | None:
@@ -67,11 +74,14 @@ async def live_events(websocket: WebSocket) -> None:
     try:
         upstream = await connect(
             settings.notify_ws_url,
+            sock=await _upstream_socket(settings.notify_ws_url),
             additional_headers={
                 USER_HEADER: principal.user_id,
                 TOKEN_HEADER: settings.internal_token or "",
             },
             open_timeout=5,
+            # Local traffic: compression would only cost CPU, and hide how much is buffered.
+            compression=None,
             max_size=None,
             max_queue=4,
         )
@@ -81,6 +91,26 @@ async def live_events(websocket: WebSocket) -> None:
         return
     async with upstream:
         await _relay(websocket, upstream, settings.ws_send_timeout_s)
+
+
+async def _upstream_socket(url: str) -> socket.socket:
+    """A connected socket to notify with a fixed receive buffer: autotuned, it may hold tens
+    of megabytes (net.ipv4.tcp_rmem), which would hide a client that stopped reading."""
+    parsed = urlsplit(url)
+    port = parsed.port or (443 if parsed.scheme == "wss" else 80)
+    loop = asyncio.get_running_loop()
+    family, kind, proto, _name, address = (
+        await loop.getaddrinfo(parsed.hostname, port, type=socket.SOCK_STREAM)
+    )[0]
+    upstream = socket.socket(family, kind, proto)
+    try:
+        upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UPSTREAM_BUFFER_BYTES)
+        upstream.setblocking(False)
+        await asyncio.wait_for(loop.sock_connect(upstream, address), 5)
+    except BaseException:
+        upstream.close()
+        raise
+    return upstream
 
 
 async def _relay(websocket: WebSocket, upstream: ClientConnection, send_timeout_s: float) -> None:
@@ -114,6 +144,29 @@ async def _client_to_notify(websocket: WebSocket, upstream: ClientConnection) ->
         await upstream.send(data)
 
 
+async def _send_paced(websocket: WebSocket, text: str) -> None:
+    """Send once the connection's write buffer is below the limit. uvicorn's WebSocket
+    `send` returns as soon as the frame is buffered, even when the client reads nothing
+    (measured: every 250 KB frame went out "at once" to a client with a 4 KB window), so
+    the gateway waits on the transport's buffer itself; the caller's timeout cuts off."""
+    transport = _transport(websocket)
+    while transport is not None and transport.get_write_buffer_size() > CLIENT_BUFFER_BYTES:
+        if transport.is_closing():
+            break
+        await asyncio.sleep(SEND_POLL_S)
+    await websocket.send_text(text)
+
+
+def _transport(websocket: WebSocket) -> asyncio.WriteTransport | None:
+    """The client connection's transport, from the server's own ASGI `send` (a method of
+    uvicorn's protocol object, kept by the middleware); None where it is not exposed."""
+    protocol = getattr(websocket.scope.get(SERVER_SEND_KEY), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is None or not hasattr(transport, "get_write_buffer_size"):
+        return None
+    return transport  # type: ignore[no-any-return]
+
+
 async def _notify_to_client(
     websocket: WebSocket, upstream: ClientConnection, send_timeout_s: float
 ) -> tuple[int, str]:
@@ -123,7 +176,7 @@ async def _notify_to_client(
         async for frame in upstream:
             text = frame if isinstance(frame, str) else frame.decode()
             try:
-                await asyncio.wait_for(websocket.send_text(text), send_timeout_s)
+                await asyncio.wait_for(_send_paced(websocket, text), send_timeout_s)
             except TimeoutError:
                 return CLOSE_SLOW, "slow consumer"
     except ConnectionClosed:
