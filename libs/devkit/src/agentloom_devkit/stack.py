@@ -8,7 +8,6 @@ and free ports, so they never touch a running dev stack).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import secrets
@@ -26,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agentloom_common.migrations import upgrade
 from agentloom_devkit import resources
+from agentloom_devkit.child import PARENT_PID_ENV
 
 # Every service that owns a schema, in the order `make run` migrates them.
 MIGRATIONS = (
@@ -35,17 +35,6 @@ MIGRATIONS = (
     ("agentloom_executor", "executor"),
     ("agentloom_notify", "notify"),
 )
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, receive SIGTERM when the launching process dies,
-    so a test run or `make run` that is killed leaves no services behind."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -214,12 +203,16 @@ class Stack:
     def _launch(self, service: ServiceProcess) -> None:
         log = (self.config.log_dir / f"{service.name}.log").open("ab")
         service.process = subprocess.Popen(
-            [sys.executable, "-m", *service.args],
-            env={**self.env(), **self._listen_env(service.name)},
+            # The child asks to die with this process itself (agentloom_devkit.child).
+            [sys.executable, "-m", "agentloom_devkit.child", *service.args],
+            env={
+                **self.env(),
+                **self._listen_env(service.name),
+                PARENT_PID_ENV: str(os.getpid()),
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         log.close()
 
