@@ -4,14 +4,17 @@ which nodes start, what a graph's inputs must be, when a waiting node is ready."
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentloom.graphs.v1 import graphs_pb2
 from agentloom_blocks.sdk import Block, BlockKind
 from agentloom_executor import pins
+
+if TYPE_CHECKING:
+    from agentloom_executor.tables import Execution
 
 
 @dataclass(frozen=True)
@@ -172,3 +175,27 @@ def ready_inputs(
     if not graph.linked_pins(node_id) <= received.keys():
         return None
     return pins.assemble({**graph.nodes[node_id].input_default, **received})
+
+
+class GraphCache:
+    """Parsed graph snapshots of running executions, by execution id; only a cache (a
+    snapshot never changes, and is parsed again from the execution row when evicted)."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._size = size
+        self._graphs: OrderedDict[str, GraphSnapshot] = OrderedDict()
+
+    def get(self, execution: Execution) -> GraphSnapshot:
+        key = str(execution.id)
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = GraphSnapshot.from_json(execution.graph)
+            self._graphs[key] = graph
+            while len(self._graphs) > self._size:
+                self._graphs.popitem(last=False)
+        else:
+            self._graphs.move_to_end(key)
+        return graph
+
+    def forget(self, execution_id: str) -> None:
+        self._graphs.pop(execution_id, None)

@@ -406,14 +406,13 @@ async def requeue_node(
 async def finish_node(
     session: AsyncSession,
     claim: ClaimedNode,
-    topology: Topology,
     *,
     status: Status,
     outputs: list[list[Any]],
     error: str | None,
     cost: int,
-) -> OutboxMessage | None:
-    """Store the attempt's result (RUNNING -> COMPLETED/FAILED) and its `node.finished`.
+) -> NodeExecution | None:
+    """Store the attempt's result (RUNNING -> COMPLETED/FAILED); returns the stored row.
 
     Returns None, storing nothing, when this attempt no longer owns the node execution
     (it was cancelled, or a newer attempt took it over)."""
@@ -438,15 +437,7 @@ async def finish_node(
     )
     if result.one_or_none() is None:
         return None
-    execution_id = str(claim.execution_id)
-    message = outbox.to_scheduler(
-        topology,
-        execution_id,
-        NodeFinished(execution_id=execution_id, node_execution_id=str(claim.node_execution_id)),
-    )
-    session.add(message)
-    await session.flush()
-    return message
+    return await session.get(NodeExecution, claim.node_execution_id, populate_existing=True)
 
 
 async def await_child(session: AsyncSession, claim: ClaimedNode) -> bool:

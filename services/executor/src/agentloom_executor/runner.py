@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -47,13 +47,13 @@ from agentloom_blocks.sdk import (
 )
 from agentloom_common.bus import CONTROL_EXCHANGE, JOBS_QUEUE, PoisonMessage, Topology, consume
 from agentloom_common.errors import error_info
-from agentloom_executor import repository, tools
-from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
+from agentloom_executor import repository, scheduling, tools
+from agentloom_executor.graph import GraphCache, GraphSnapshot, graph_json, input_problems
 from agentloom_executor.messages import CancelExecution, NodeJob
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.status import Status
-from agentloom_executor.tables import Execution
+from agentloom_executor.tables import Execution, OutboxMessage
 from agentloom_executor.user_values import UserValues
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class RunnerOptions:
     lease_s: float
     retry: RetryPolicy
     max_depth: int = 5
+    limits: scheduling.Limits = field(default_factory=scheduling.Limits)
 
 
 class Runner:
@@ -105,6 +106,7 @@ class Runner:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._jobs: tuple[AbstractChannel, AbstractQueue, str] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._snapshots = GraphCache()
 
     async def start(self, connection: AbstractRobustConnection, concurrency: int) -> None:
         jobs = await connection.channel()
@@ -236,20 +238,45 @@ class Runner:
                     log.error("billing refused a charge: %s %s", error.code(), error.details())
                     refused = f"billing refused the charge ({error.code().name})"
                     outcome = Outcome(Status.FAILED, [], refused)
+        rows = await self._finish(claim, outcome, cost)
+        if rows is not None:
+            await self._outbox.flush(rows)
+        elif cost:
+            await self._refund_if_cancelled(claim)
+
+    async def _finish(
+        self, claim: repository.ClaimedNode, outcome: Outcome, cost: int
+    ) -> list[OutboxMessage] | None:
+        """Store the result and pass it along the graph's links in one transaction (what
+        the scheduler did on a `node.finished` message, a hop and a commit less per node).
+        The execution row is locked first, as every transaction that ends an execution
+        does, so the two never wait on each other. None when nothing was stored."""
         async with self._sessions.begin() as session:
-            row = await repository.finish_node(
+            execution = await repository.lock_execution(session, str(claim.execution_id))
+            if execution is None:
+                return None
+            finished = await repository.finish_node(
                 session,
                 claim,
-                self._topology,
                 status=outcome.status,
                 outputs=outcome.outputs,
                 error=outcome.error,
                 cost=cost,
             )
-        if row is not None:
-            await self._outbox.flush([row])
-        elif cost:
-            await self._refund_if_cancelled(claim)
+            if finished is None:
+                return None
+            engine = scheduling.Engine(
+                session,
+                execution,
+                self._snapshots.get(execution),
+                self._blocks,
+                self._topology,
+                self._options.limits,
+            )
+            rows = await engine.apply_finished(finished)
+            if execution.ended_at is not None:
+                self._snapshots.forget(str(execution.id))
+            return rows
 
     async def _refund_if_cancelled(self, claim: repository.ClaimedNode) -> None:
         """Charged, then stopped before the result was stored: nothing is charged after a
@@ -461,8 +488,8 @@ class Runner:
         a choice the block falls back to the platform's defaults."""
         chosen = claim.credentials_inputs or {}
         found: dict[str, dict[str, str]] = {}
-        for field in getattr(block, "credentials", ()):
-            entry = chosen.get(field.provider)
+        for wanted in getattr(block, "credentials", ()):
+            entry = chosen.get(wanted.provider)
             credential_id = entry.get("id") if isinstance(entry, Mapping) else entry
             if not credential_id:
                 continue
@@ -478,7 +505,7 @@ class Runner:
                 raise CredentialProblem(
                     f"credential {credential_id} could not be read ({error.code().name})"
                 ) from None
-            found[field.provider] = {**dict(reply.attributes), **dict(reply.secrets)}
+            found[wanted.provider] = {**dict(reply.attributes), **dict(reply.secrets)}
         return found
 
     async def _charge(
@@ -531,8 +558,8 @@ TRANSIENT_CODES = frozenset(
 
 
 def _model_default(block: type[Block]) -> str:
-    field = block.Input.model_fields.get("model")
-    default = field.default if field is not None else None
+    model_field = block.Input.model_fields.get("model")
+    default = model_field.default if model_field is not None else None
     return default if isinstance(default, str) else ""
 
 

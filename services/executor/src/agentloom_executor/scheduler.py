@@ -8,7 +8,6 @@ locked. All state is in PostgreSQL, so a new scheduler carries on where a dead o
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agentloom_blocks.sdk import Block
 from agentloom_common.bus import PoisonMessage, Topology, consume
 from agentloom_executor import repository, scheduling
-from agentloom_executor.graph import GraphSnapshot
+from agentloom_executor.graph import GraphCache, GraphSnapshot
 from agentloom_executor.messages import ExecutionRequested, NodeFinished, scheduler_message
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.status import Status
@@ -42,7 +41,7 @@ class Scheduler:
         self._blocks = blocks
         self._topology = topology
         # Parsed graph snapshots of running executions; only a cache (rebuilt from the row).
-        self._graphs: OrderedDict[str, GraphSnapshot] = OrderedDict()
+        self._graphs = GraphCache()
 
     async def start(self, connection: AbstractRobustConnection, prefetch: int) -> None:
         channel = await connection.channel()
@@ -81,7 +80,7 @@ class Scheduler:
                 return []
             rows = await engine.apply_finished(node_execution)
             if execution.ended_at is not None:
-                self._graphs.pop(str(execution.id), None)
+                self._graphs.forget(str(execution.id))
             return rows
 
     async def end_timed_out(self, execution_id: str) -> None:
@@ -105,11 +104,4 @@ class Scheduler:
         await self._outbox.flush(rows)
 
     def _graph(self, execution: Execution) -> GraphSnapshot:
-        key = str(execution.id)
-        graph = self._graphs.get(key)
-        if graph is None:
-            graph = GraphSnapshot.from_json(execution.graph)
-            self._graphs[key] = graph
-            while len(self._graphs) > 1000:
-                self._graphs.popitem(last=False)
-        return graph
+        return self._graphs.get(execution)

@@ -205,6 +205,11 @@ async def start_runner(
         credentials_pb2_grpc.CredentialsServiceStub(credentials_channel),
         config=platform_config(settings),
         options=RunnerOptions(
+            limits=Limits(
+                max_node_executions=settings.max_node_executions,
+                execution_timeout_s=settings.execution_timeout_s,
+                max_running_per_user=settings.max_running_per_user,
+            ),
             node_timeout_s=settings.node_timeout_s,
             lease_s=settings.lease_s,
             retry=RetryPolicy(
