@@ -46,6 +46,17 @@ def test_listed_block_without_rates_is_free() -> None:
     assert TABLE.price("free", UsageFigures(input_bytes=10**6, duration_ms=10**6)) == 0
 
 
+def test_blocks_free_without_tokens_are_those_priced_zero_for_any_tokenless_usage() -> None:
+    assert TABLE.free_without_tokens("free")
+    assert not TABLE.free_without_tokens("bytes")
+    assert not TABLE.free_without_tokens("timed")
+    assert not TABLE.free_without_tokens("llm")
+    assert not TABLE.free_without_tokens("not-in-the-table")  # the default charges per run
+    usage = UsageFigures(input_bytes=10**6, output_bytes=10**6, duration_ms=10**6)
+    for block_id in ("free", "bytes", "timed", "llm", "other"):
+        assert TABLE.free_without_tokens(block_id) == (TABLE.price(block_id, usage) == 0)
+
+
 def test_bytes_are_priced_per_kb_and_rounded_up_once() -> None:
     # 1 + 4 * 512/1024 + 8 * 256/1024 = 1 + 2 + 2
     assert TABLE.price("bytes", UsageFigures(input_bytes=512, output_bytes=256)) == 5

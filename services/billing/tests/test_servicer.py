@@ -284,3 +284,21 @@ async def test_get_balance_rejects_empty_user(billing: Stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await billing.GetBalance(billing_pb2.GetBalanceRequest(user_id=""))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_free_blocks_are_the_ones_whose_tokenless_charge_records_nothing(
+    billing: Stub, user_id: str
+) -> None:
+    asked = ["pass_through_block", "text_template_block", "output_block", "no_such_block"]
+    reply = await billing.ListFreeBlocks(billing_pb2.ListFreeBlocksRequest(block_ids=asked))
+    assert sorted(reply.block_ids) == ["output_block", "pass_through_block"]
+    for block_id in asked:
+        charged = await billing.Charge(
+            billing_pb2.ChargeRequest(
+                user_id=user_id,
+                idempotency_key=f"free-check:{user_id}:{block_id}",
+                block_id=block_id,
+                usage=billing_pb2.Usage(input_bytes=5000, output_bytes=5000, duration_ms=3000),
+            )
+        )
+        assert (charged.amount == 0) == (block_id in reply.block_ids), block_id

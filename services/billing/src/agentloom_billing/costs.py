@@ -76,6 +76,11 @@ class CostTable(_Strict):
     def for_block(self, block_id: str | None) -> BlockCost:
         return self.blocks.get(block_id or "", self.default)
 
+    def free_without_tokens(self, block_id: str) -> bool:
+        """Whether a run of the block prices 0 whenever it reports no LLM tokens."""
+        cost = self.for_block(block_id)
+        return not (cost.per_run or cost.per_kb_input or cost.per_kb_output or cost.per_second)
+
     def token_rate(self, block_id: str | None, model: str) -> TokenRate | None:
         """The first rate whose glob matches the model: the block's own, then the default's."""
         for rate in (*self.for_block(block_id).per_1k_tokens, *self.default.per_1k_tokens):

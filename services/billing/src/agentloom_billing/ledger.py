@@ -84,6 +84,10 @@ class Ledger:
             balance = await self._balance(session, user_id)
         return BalanceCheck(sufficient=is_sufficient(balance, amount), balance=balance)
 
+    def free_blocks(self, block_ids: list[str]) -> list[str]:
+        """The blocks among `block_ids` whose runs without LLM tokens cost nothing."""
+        return [b for b in block_ids if self._costs.free_without_tokens(b)]
+
     async def charge(self, charge: ChargeRequest) -> ChargeOutcome:
         """Charge once per idempotency key; a repeated key returns the first charge's row.
 

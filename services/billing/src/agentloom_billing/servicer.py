@@ -14,6 +14,10 @@ from agentloom_billing.ledger import Ledger
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
+# Block ids one ListFreeBlocks call may ask about.
+MAX_FREE_BLOCK_QUERY = 10_000
+
+
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
@@ -112,6 +116,12 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             groups=[convert.usage_group(group) for group in page.items],
             next_page_token=page.next_page_token or "",
         )
+
+    async def ListFreeBlocks(
+        self, request: billing_pb2.ListFreeBlocksRequest, context: Context
+    ) -> billing_pb2.ListFreeBlocksResponse:
+        free = self._ledger.free_blocks(list(request.block_ids)[:MAX_FREE_BLOCK_QUERY])
+        return billing_pb2.ListFreeBlocksResponse(block_ids=free)
 
     async def EstimateCost(
         self, request: billing_pb2.EstimateCostRequest, context: Context

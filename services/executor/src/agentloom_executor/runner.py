@@ -48,6 +48,7 @@ from agentloom_blocks.sdk import (
 from agentloom_common.bus import CONTROL_EXCHANGE, JOBS_QUEUE, PoisonMessage, Topology, consume
 from agentloom_common.errors import error_info
 from agentloom_executor import repository, scheduling, tools
+from agentloom_executor.free_blocks import FreeBlocks
 from agentloom_executor.graph import GraphCache, GraphSnapshot, graph_json, input_problems
 from agentloom_executor.messages import CancelExecution, NodeJob
 from agentloom_executor.outbox import Outbox
@@ -107,6 +108,7 @@ class Runner:
         self._jobs: tuple[AbstractChannel, AbstractQueue, str] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._snapshots = GraphCache()
+        self._free_blocks = FreeBlocks(billing, blocks)
 
     async def start(self, connection: AbstractRobustConnection, concurrency: int) -> None:
         jobs = await connection.channel()
@@ -514,6 +516,9 @@ class Runner:
         """Charge what the run used, priced by billing's cost table (idempotent by node
         execution id). A refusal (credits, budget, daily cap) fails the node and, since it
         yields no `error` value, the execution."""
+        usage = usage_of(claim.inputs, outcome, _model_default(block))
+        if not usage.tokens and await self._free_blocks.contains(block.id):
+            return outcome, 0  # billing prices this run 0: a charge would record nothing
         request = billing_pb2.ChargeRequest(
             user_id=claim.user_id,
             idempotency_key=str(claim.node_execution_id),
@@ -521,7 +526,7 @@ class Runner:
             execution_id=str(claim.execution_id),
             node_id=claim.node_id,
             block_id=block.id,
-            usage=usage_of(claim.inputs, outcome, _model_default(block)),
+            usage=usage,
         )
         if claim.max_credits is not None:
             request.execution_budget = claim.max_credits

@@ -89,6 +89,11 @@ class BillingServiceStub:
                 request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostRequest.SerializeToString,
                 response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostResponse.FromString,
                 _registered_method=True)
+        self.ListFreeBlocks = channel.unary_unary(
+                '/agentloom.billing.v1.BillingService/ListFreeBlocks',
+                request_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ListFreeBlocksRequest.SerializeToString,
+                response_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ListFreeBlocksResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -165,6 +170,12 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFreeBlocks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +233,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.EstimateCost,
                     request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostRequest.FromString,
                     response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostResponse.SerializeToString,
+            ),
+            'ListFreeBlocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFreeBlocks,
+                    request_deserializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ListFreeBlocksRequest.FromString,
+                    response_serializer=agentloom_dot_billing_dot_v1_dot_billing__pb2.ListFreeBlocksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -521,6 +537,33 @@ class BillingService:
             '/agentloom.billing.v1.BillingService/EstimateCost',
             agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostRequest.SerializeToString,
             agentloom_dot_billing_dot_v1_dot_billing__pb2.EstimateCostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFreeBlocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/agentloom.billing.v1.BillingService/ListFreeBlocks',
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.ListFreeBlocksRequest.SerializeToString,
+            agentloom_dot_billing_dot_v1_dot_billing__pb2.ListFreeBlocksResponse.FromString,
             options,
             channel_credentials,
             insecure,

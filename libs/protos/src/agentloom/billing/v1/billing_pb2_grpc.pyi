@@ -49,6 +49,7 @@ class BillingServiceStub:
     ListTransactions: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListTransactionsRequest, _billing_pb2.ListTransactionsResponse]
     GetUsage: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetUsageRequest, _billing_pb2.GetUsageResponse]
     EstimateCost: _grpc.UnaryUnaryMultiCallable[_billing_pb2.EstimateCostRequest, _billing_pb2.EstimateCostResponse]
+    ListFreeBlocks: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListFreeBlocksRequest, _billing_pb2.ListFreeBlocksResponse]
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -71,6 +72,7 @@ class BillingServiceAsyncStub(BillingServiceStub):
     ListTransactions: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListTransactionsRequest, _billing_pb2.ListTransactionsResponse]  # type: ignore[assignment]
     GetUsage: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetUsageRequest, _billing_pb2.GetUsageResponse]  # type: ignore[assignment]
     EstimateCost: _aio.UnaryUnaryMultiCallable[_billing_pb2.EstimateCostRequest, _billing_pb2.EstimateCostResponse]  # type: ignore[assignment]
+    ListFreeBlocks: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListFreeBlocksRequest, _billing_pb2.ListFreeBlocksResponse]  # type: ignore[assignment]
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -156,5 +158,12 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.EstimateCostRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.EstimateCostResponse, _abc.Awaitable[_billing_pb2.EstimateCostResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListFreeBlocks(
+        self,
+        request: _billing_pb2.ListFreeBlocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.ListFreeBlocksResponse, _abc.Awaitable[_billing_pb2.ListFreeBlocksResponse]]: ...
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
