@@ -416,9 +416,9 @@ async def finish_node(
 
     Returns None, storing nothing, when this attempt no longer owns the node execution
     (it was cancelled, or a newer attempt took it over)."""
-    result = await session.execute(
+    # One round trip: the stored row comes back as the (refreshed) ORM object.
+    stored = await session.scalars(
         update(NodeExecution)
-        .execution_options(synchronize_session=False)
         .where(
             NodeExecution.id == claim.node_execution_id,
             NodeExecution.status.in_(sources_of(status)),
@@ -433,11 +433,10 @@ async def finish_node(
             ended_at=now(),
             lease_expires_at=None,
         )
-        .returning(NodeExecution.id)
+        .returning(NodeExecution),
+        execution_options={"synchronize_session": False, "populate_existing": True},
     )
-    if result.one_or_none() is None:
-        return None
-    return await session.get(NodeExecution, claim.node_execution_id, populate_existing=True)
+    return stored.one_or_none()
 
 
 async def await_child(session: AsyncSession, claim: ClaimedNode) -> bool:
