@@ -407,6 +407,11 @@ async def record_outcome(
     failed (None). Disables the endpoint on 410 or after `disable_after` of failures. Returns
     the delivery's new status, or None when the claim was stale (taken over, or the endpoint
     deleted): then nothing changes but the log."""
+    # The endpoint before the delivery, the order `redeliver` takes: taken the other way
+    # round, an outcome and a manual redelivery deadlocked (seen as a 500 on redeliver).
+    await session.execute(
+        select(Endpoint.id).where(Endpoint.id == claim.endpoint_id).with_for_update()
+    )
     current = await session.scalar(
         select(Delivery.id)
         .where(
