@@ -100,11 +100,12 @@ async def test_a_chain_yields_numbered_status_and_output_events_in_order(
         if message is None:
             await asyncio.sleep(0.05)
             continue
-        document = json.loads(message.body)
-        if document["graph_exec_id"] == execution_id:
-            assert message.message_id == document["event_id"]
+        batch = json.loads(message.body)["events"]
+        assert message.message_id == f"{batch[0]['event_id']}+{len(batch)}"
+        for document in batch:
             assert message.routing_key == document["type"]
-            received[document["event_id"]] = document
+            if document["graph_exec_id"] == execution_id:
+                received[document["event_id"]] = document
     assert received == {event["event_id"]: event for event in events}
     await channel.close()
 

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.notify.v1 import webhooks_pb2 as pb
-from agentloom_common import bus
+from agentloom_common import bus, event_batches
 from agentloom_common.db import create_engine, create_session_factory
 from agentloom_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from agentloom_common.migrations import upgrade
@@ -215,6 +215,45 @@ async def test_bus_events_are_delivered_signed_once_each(
     assert all(r.verified for r in receiver.received())
     assert len(receiver.received()) == 3
     assert sorted(r.json()["seq"] for r in receiver.received()) == [1, 2, 3]
+
+
+async def test_a_batch_of_events_is_recorded_for_each_owner_once(
+    sessions: async_sessionmaker[AsyncSession],
+    servicer: WebhookServicer,
+    receiver: WebhookReceiver,
+    start_worker: Worker,
+    amqp_url: str,
+) -> None:
+    """The executor publishes events in batches: each event of a batch reaches its own
+    user's matching endpoints, and a redelivered batch adds nothing."""
+    alice, bob = user(), user()
+    alices = await create(servicer, alice, receiver, types=("node.output",))
+    with WebhookReceiver() as bobs_receiver:
+        bobs = await create(servicer, bob, bobs_receiver)
+        worker = await start_worker()
+        connection = await bus.connect(amqp_url)
+        try:
+            channel = await connection.channel()
+            await bus.Topology().declare(channel)
+            consumer_channel = await connection.channel()
+            await consume_with(consumer_channel, EventIntake(sessions, worker.wake))
+            exchange = await channel.get_exchange(bus.EVENTS_EXCHANGE)
+            batch = [
+                event(alice, 1),
+                event(bob, 2),
+                event(alice, 3, "execution.status"),
+                event(alice, 4),
+            ]
+            for _ in range(2):  # the second: the bus redelivering the batch
+                body = event_batches.encode(batch)
+                await exchange.publish(aio_pika.Message(body, message_id="b"), "node.output")
+            await settled(servicer, alice, alices.id, 2)
+            await settled(servicer, bob, bobs.id, 1)
+        finally:
+            await connection.close()
+        assert sorted(r.json()["seq"] for r in receiver.received()) == [1, 4]
+        assert [r.json()["seq"] for r in bobs_receiver.received()] == [2]
+        assert all(r.verified for r in receiver.received())
 
 
 async def consume_with(channel: Any, intake: EventIntake) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import redis.asyncio as redis
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from agentloom_common import event_batches
 from agentloom_common.bus import NOTIFY_EVENTS_QUEUE, PoisonMessage, consume
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,16 @@ class Relay:
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
-            event = json.loads(message.body)
-            user_id = event["user_id"]
-        except (ValueError, KeyError, TypeError) as error:
+            events = event_batches.decode(message.body)
+            owners = [str(event["user_id"]) for event in events]
+        except (event_batches.NotEvents, KeyError) as error:
             raise PoisonMessage(f"not an event: {error}") from error
-        await self._redis.publish(user_channel(self._prefix, str(user_id)), message.body)
+        # A batch holds many events: one Redis round trip for all of them.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, event in zip(owners, events, strict=True):
+                body = json.dumps(event, separators=(",", ":"))
+                pipe.publish(user_channel(self._prefix, user_id), body)
+            await pipe.execute()
 
 
 class Listener(Protocol):

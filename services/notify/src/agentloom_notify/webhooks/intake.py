@@ -1,5 +1,7 @@
 """Event intake: every event on the bus becomes one pending delivery per matching endpoint.
 
+A message carries a batch of events (or one); a batch is recorded in one transaction.
+
 Consumed from the quorum queue `agentloom.events.webhooks` (bound to every event type) with a
 manual ack after the deliveries are committed; a redelivered message finds them already there
 (UNIQUE(endpoint_id, event_id)) and adds nothing. A message that is not an event is
@@ -17,6 +19,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agentloom_common import event_batches
 from agentloom_common.bus import PoisonMessage
 from agentloom_notify.webhooks import repository
 from agentloom_notify.webhooks.repository import Event
@@ -27,21 +30,32 @@ MAX_ID_LENGTH = 256
 
 
 def parse_event(body: bytes) -> Event:
-    """The event a bus message carries; `PoisonMessage` when it is none."""
+    """The one event a bus message carries; `PoisonMessage` when it is not exactly one."""
+    events = parse_events(body)
+    if len(events) != 1:
+        raise PoisonMessage(f"expected one event, found {len(events)}")
+    return events[0]
+
+
+def parse_events(body: bytes) -> list[Event]:
+    """The events a bus message carries (a batch or a lone event); `PoisonMessage` when
+    it carries something else."""
     try:
-        decoded: Any = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise PoisonMessage("the event is not JSON") from None
-    if not isinstance(decoded, dict):
-        raise PoisonMessage("the event is not a JSON object")
+        documents = event_batches.decode(body)
+    except event_batches.NotEvents as error:
+        raise PoisonMessage(str(error)) from None
+    return [_event(document) for document in documents]
+
+
+def _event(document: dict[str, Any]) -> Event:
     fields = {}
     for name in ("event_id", "type", "user_id"):
-        value = decoded.get(name)
+        value = document.get(name)
         if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
             raise PoisonMessage(f"the event has no valid {name!r}")
         fields[name] = value
     # The body every endpoint receives, byte for byte on every attempt.
-    payload = json.dumps(decoded, separators=(",", ":"), ensure_ascii=False)
+    payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     return Event(fields["event_id"], fields["type"], fields["user_id"], payload)
 
 
@@ -54,8 +68,8 @@ class EventIntake:
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """The bus handler (`agentloom_common.bus.consume` acks after it returns)."""
-        event = parse_event(message.body)
+        events = parse_events(message.body)
         async with self._sessions.begin() as session:
-            created = await repository.record_event(session, event, now=datetime.now(UTC))
+            created = await repository.record_events(session, events, now=datetime.now(UTC))
         if created:
             self._on_new()
