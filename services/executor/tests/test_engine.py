@@ -65,6 +65,50 @@ async def test_chain_completes_with_graph_outputs(
     assert execution.node_count == 3
 
 
+async def test_a_runner_runs_the_node_it_queued_itself_without_a_job(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    """Eager local chaining: the runner that finishes `in` claims `t` in the same
+    transaction and runs it next, and so on; only the first node goes out as a job. Each
+    node execution is still recorded QUEUED -> RUNNING -> COMPLETED, once."""
+    channel = await engine.connection.channel()
+    copies = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await copies.bind(JOBS_EXCHANGE, JOBS_ROUTING_KEY)  # a copy of every job sent
+    execution_id = await submit(engine, CHAIN, {"w": "eager"}, _user())
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "COMPLETED"
+    assert execution.outputs == {"result": ["<eager>"]}
+    jobs: list[str] = []
+    while (message := await copies.get(no_ack=True, fail=False, timeout=1)) is not None:
+        job = NodeJob.model_validate_json(message.body)
+        if job.execution_id == execution_id:
+            jobs.append(job.node_execution_id)
+    await channel.close()
+    async with engine.sessions() as session:
+        nodes = (
+            await session.scalars(
+                select(NodeExecution)
+                .where(NodeExecution.execution_id == uuid.UUID(execution_id))
+                .order_by(NodeExecution.seq)
+            )
+        ).all()
+        statuses = (
+            await session.execute(
+                text(
+                    "SELECT data->>'node_id', data->>'status' FROM executor.execution_events"
+                    " WHERE execution_id = :e AND type = 'node.status' ORDER BY id"
+                ),
+                {"e": execution_id},
+            )
+        ).all()
+    assert [n.node_id for n in nodes] == ["in", "t", "out"]
+    assert jobs == [str(nodes[0].id)]
+    assert all(n.status == "COMPLETED" and n.attempt == 1 for n in nodes)
+    for node_id in ("t", "out"):
+        seen = [status for node, status in statuses if node == node_id]
+        assert seen == ["QUEUED", "RUNNING", "COMPLETED"], (node_id, seen)
+
+
 async def test_a_duplicated_job_runs_and_charges_once(
     engine: Infra, submit: Submit, wait_terminal: WaitTerminal
 ) -> None:

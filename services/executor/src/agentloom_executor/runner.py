@@ -109,6 +109,7 @@ class Runner:
         self._heartbeat: asyncio.Task[None] | None = None
         self._snapshots = GraphCache()
         self._free_blocks = FreeBlocks(billing, blocks)
+        self._draining = False
 
     async def start(self, connection: AbstractRobustConnection, concurrency: int) -> None:
         jobs = await connection.channel()
@@ -127,6 +128,7 @@ class Runner:
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking jobs; give running ones `grace_s` to finish; hand the rest back."""
+        self._draining = True  # what running nodes queue next goes out as jobs
         if self._jobs is not None:
             _channel, queue, tag = self._jobs
             with contextlib.suppress(Exception):
@@ -183,21 +185,25 @@ class Runner:
             claim = await repository.claim_node(
                 session, job.node_execution_id, lease_s=self._options.lease_s
             )
-        if claim is None:
-            return  # finished, cancelled, not due, or owned by a live runner: nothing to do
-        self._owned[claim.node_execution_id] = claim.attempt
-        try:
-            await self._execute(claim)
-        except asyncio.CancelledError:
-            # Shutting down with the block still running: hand it back at once.
-            with contextlib.suppress(Exception):
-                async with self._sessions.begin() as session:
-                    await repository.requeue_node(session, claim, retry_at=None, error=None)
-            raise
-        finally:
-            self._owned.pop(claim.node_execution_id, None)
+        # None: finished, cancelled, not due, or owned by a live runner: nothing to do.
+        while claim is not None:
+            current = claim
+            self._owned[current.node_execution_id] = current.attempt
+            try:
+                # The node it queued next, already claimed for this runner (local chaining).
+                claim = await self._execute(current)
+            except asyncio.CancelledError:
+                # Shutting down with the block still running: hand it back at once.
+                with contextlib.suppress(Exception):
+                    async with self._sessions.begin() as session:
+                        await repository.requeue_node(session, current, retry_at=None, error=None)
+                raise
+            finally:
+                self._owned.pop(current.node_execution_id, None)
 
-    async def _execute(self, claim: repository.ClaimedNode) -> None:
+    async def _execute(self, claim: repository.ClaimedNode) -> repository.ClaimedNode | None:
+        """Run a claimed node execution and store its result; returns the next node
+        execution it queued when this runner claimed it to run it itself."""
         block = self._blocks.get(claim.block_id)
         cost = 0
         if block is None:
@@ -206,12 +212,12 @@ class Runner:
         elif getattr(block, "runs_graph", False):
             failure = await self._start_child(block, claim)
             if failure is None:
-                return  # the node finishes when its child execution does
+                return None  # the node finishes when its child execution does
             outcome = Outcome(Status.FAILED, [[ERROR_PIN, failure]], failure)
         else:
             outcome = await self._run_interruptible(block, claim)
             if outcome.status is Status.CANCELLED:
-                return
+                return None
             policy = self._options.retry.with_overrides(claim.config)
             if outcome.retryable and policy.allows_another(claim.attempt):
                 delay = policy.delay_s(claim.attempt)
@@ -222,7 +228,7 @@ class Runner:
                         retry_at=repository.now() + timedelta(seconds=delay),
                         error=f"attempt {claim.attempt} failed: {outcome.error}",
                     )
-                return
+                return None
             if outcome.status is Status.COMPLETED:
                 try:
                     outcome, cost = await self._charge(claim, block, outcome)
@@ -236,23 +242,31 @@ class Runner:
                                 retry_at=repository.now() + timedelta(seconds=2),
                                 error=f"billing unavailable: {error.code().name}",
                             )
-                        return
+                        return None
                     log.error("billing refused a charge: %s %s", error.code(), error.details())
                     refused = f"billing refused the charge ({error.code().name})"
                     outcome = Outcome(Status.FAILED, [], refused)
-        rows = await self._finish(claim, outcome, cost)
-        if rows is not None:
-            await self._outbox.flush(rows)
-        elif cost:
-            await self._refund_if_cancelled(claim)
+        finished = await self._finish(claim, outcome, cost)
+        if finished is None:
+            if cost:
+                await self._refund_if_cancelled(claim)
+            return None
+        rows, following = finished
+        await self._outbox.flush(rows)
+        return following
 
     async def _finish(
         self, claim: repository.ClaimedNode, outcome: Outcome, cost: int
-    ) -> list[OutboxMessage] | None:
+    ) -> tuple[list[OutboxMessage], repository.ClaimedNode | None] | None:
         """Store the result and pass it along the graph's links in one transaction (what
         the scheduler did on a `node.finished` message, a hop and a commit less per node).
         The execution row is locked first, as every transaction that ends an execution
-        does, so the two never wait on each other. None when nothing was stored."""
+        does, so the two never wait on each other. None when nothing was stored.
+
+        Eager local chaining: of the node executions this result queues, the runner claims
+        the first in the same transaction and runs it next itself (recorded as any claim:
+        QUEUED, then RUNNING under this runner's lease), which saves a job message and a
+        claim transaction per node of a chain; the others go out as jobs as usual."""
         async with self._sessions.begin() as session:
             execution = await repository.lock_execution(session, str(claim.execution_id))
             if execution is None:
@@ -275,10 +289,16 @@ class Runner:
                 self._topology,
                 self._options.limits,
             )
+            engine.keep_one = not self._draining
             rows = await engine.apply_finished(finished)
             if execution.ended_at is not None:
                 self._snapshots.forget(str(execution.id))
-            return rows
+            following = None
+            if engine.kept is not None:
+                following = await repository.claim_node(
+                    session, str(engine.kept.id), lease_s=self._options.lease_s
+                )
+            return rows, following
 
     async def _refund_if_cancelled(self, claim: repository.ClaimedNode) -> None:
         """Charged, then stopped before the result was stored: nothing is charged after a

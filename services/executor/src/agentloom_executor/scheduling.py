@@ -70,6 +70,10 @@ class Engine:
         self.topology = topology
         self.limits = limits
         self.rows: list[OutboxMessage] = []
+        # Set by a runner that will run one newly queued node execution itself (eager
+        # local chaining): the first one queued is kept here, and no job is sent for it.
+        self.keep_one = False
+        self.kept: NodeExecution | None = None
 
     def _new_node_execution(
         self, node: NodeSpec, status: Status, inputs: dict[str, Any]
@@ -98,6 +102,9 @@ class Engine:
 
     def _dispatch(self, node_execution: NodeExecution) -> None:
         node_execution.dispatched_at = repository.now()
+        if self.keep_one and self.kept is None:
+            self.kept = node_execution
+            return
         self.rows.append(
             outbox.to_runners(
                 NodeJob(
