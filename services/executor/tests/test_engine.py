@@ -109,6 +109,93 @@ async def test_a_runner_runs_the_node_it_queued_itself_without_a_job(
         assert seen == ["QUEUED", "RUNNING", "COMPLETED"], (node_id, seen)
 
 
+INLINE_CHAIN = {
+    "nodes": [
+        {"id": "in", "block_id": "text_input_block", "input_default": {"name": "w"}},
+        {"id": "parse", "block_id": "json_parse_block", "input_default": {}},
+        {"id": "pass", "block_id": "pass_through_block", "input_default": {}},
+        {"id": "out", "block_id": "output_block", "input_default": {"name": "result"}},
+    ],
+    "links": [
+        {"source_id": "in", "source_name": "text", "sink_id": "parse", "sink_name": "json_string"},
+        {"source_id": "parse", "source_name": "data", "sink_id": "pass", "sink_name": "value"},
+        {"source_id": "pass", "source_name": "value", "sink_id": "out", "sink_name": "value"},
+    ],
+}
+
+
+async def _jobs_and_events(
+    engine: Infra, execution_id: str, copies: Any
+) -> tuple[list[str], list[tuple[str, str, str | None]]]:
+    jobs: list[str] = []
+    while (message := await copies.get(no_ack=True, fail=False, timeout=1)) is not None:
+        job = NodeJob.model_validate_json(message.body)
+        if job.execution_id == execution_id:
+            jobs.append(job.node_execution_id)
+    async with engine.sessions() as session:
+        events = (
+            await session.execute(
+                text(
+                    "SELECT type, data->>'node_id', data->>'status' FROM executor.execution_events"
+                    " WHERE execution_id = :e AND type LIKE 'node.%' ORDER BY id"
+                ),
+                {"e": execution_id},
+            )
+        ).all()
+    return jobs, [(kind, node, status) for kind, node, status in events]
+
+
+async def test_a_chain_of_inline_blocks_needs_one_job_and_reports_every_event(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    """Pure, free blocks after the first node run on the runner that queued them (within
+    its transaction, each row written once in its final state): one job in all, and each
+    node still reports QUEUED, RUNNING, its outputs and COMPLETED, in that order."""
+    channel = await engine.connection.channel()
+    copies = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await copies.bind(JOBS_EXCHANGE, JOBS_ROUTING_KEY)
+    execution_id = await submit(engine, INLINE_CHAIN, {"w": '{"a": [1, 2]}'}, _user())
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "COMPLETED"
+    assert execution.outputs == {"result": [{"a": [1, 2]}]}
+    assert execution.node_count == 4
+    jobs, events = await _jobs_and_events(engine, execution_id, copies)
+    await channel.close()
+    assert len(jobs) == 1
+    for node_id in ("parse", "pass", "out"):
+        seen = [(kind, status) for kind, node, status in events if node == node_id]
+        assert seen == [
+            ("node.status", "QUEUED"),
+            ("node.status", "RUNNING"),
+            ("node.output", None),
+            ("node.status", "COMPLETED"),
+        ], (node_id, seen)
+    async with engine.sessions() as session:
+        nodes = (
+            await session.scalars(
+                select(NodeExecution).where(NodeExecution.execution_id == uuid.UUID(execution_id))
+            )
+        ).all()
+    assert all(n.attempt == 1 and n.applied and n.ended_at is not None for n in nodes)
+    assert all(n.started_at is not None and n.started_at <= n.ended_at for n in nodes)
+
+
+async def test_an_inline_block_that_fails_unhandled_fails_the_execution_there(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    execution_id = await submit(engine, INLINE_CHAIN, {"w": "not json"}, _user())
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "FAILED"
+    assert "parse" in (execution.error or "") and "invalid JSON" in (execution.error or "")
+    async with engine.sessions() as session:
+        nodes = (
+            await session.scalars(
+                select(NodeExecution).where(NodeExecution.execution_id == uuid.UUID(execution_id))
+            )
+        ).all()
+    assert {n.node_id: n.status for n in nodes} == {"in": "COMPLETED", "parse": "FAILED"}
+
+
 async def test_a_duplicated_job_runs_and_charges_once(
     engine: Infra, submit: Submit, wait_terminal: WaitTerminal
 ) -> None:

@@ -180,6 +180,9 @@ class Block:
     # The nodes linked from this block's `tools` pin are offered to it as `context.tools`
     # instead of receiving values: the block calls them through `context.call_tool`.
     uses_tools: ClassVar[bool] = False
+    # Pure and quick: no I/O, no waiting, no store, no credentials, bounded CPU. A runner
+    # may run such a node right after the node that queued it, in the same transaction.
+    inline: ClassVar[bool] = False
     credentials: ClassVar[tuple[CredentialsField, ...]] = ()
     costs: ClassVar[BlockCosts | None] = None
     Input: ClassVar[type[BaseModel]]

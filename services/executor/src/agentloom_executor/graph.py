@@ -7,14 +7,15 @@ import json
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom.graphs.v1 import graphs_pb2
 from agentloom_blocks.sdk import Block, BlockKind
 from agentloom_executor import pins
-
-if TYPE_CHECKING:
-    from agentloom_executor.tables import Execution
+from agentloom_executor.tables import Execution
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,11 @@ class GraphSnapshot:
     def linked_pins(self, node_id: str) -> set[str]:
         """The input pins of a node that some link feeds: all must hold a value to run it."""
         return self._linked_pins.get(node_id, set())
+
+    def may_wait(self, node_id: str) -> bool:
+        """Whether a run of this node can wait for values (INCOMPLETE): only when links feed
+        it on more than one pin; with one, the first value makes it ready."""
+        return len(self.linked_pins(node_id)) > 1
 
 
 def node_config(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,17 +185,20 @@ def ready_inputs(
 
 class GraphCache:
     """Parsed graph snapshots of running executions, by execution id; only a cache (a
-    snapshot never changes, and is parsed again from the execution row when evicted)."""
+    snapshot never changes, and is read again from the execution row when evicted)."""
 
     def __init__(self, size: int = 1000) -> None:
         self._size = size
         self._graphs: OrderedDict[str, GraphSnapshot] = OrderedDict()
 
-    def get(self, execution: Execution) -> GraphSnapshot:
+    async def get(self, session: AsyncSession, execution: Execution) -> GraphSnapshot:
+        """The execution's graph. The column is not loaded with the row (it is the row's
+        largest value and rarely needed): read on a miss only."""
         key = str(execution.id)
         graph = self._graphs.get(key)
         if graph is None:
-            graph = GraphSnapshot.from_json(execution.graph)
+            data = await session.scalar(select(Execution.graph).where(Execution.id == execution.id))
+            graph = GraphSnapshot.from_json(data or {})
             self._graphs[key] = graph
             while len(self._graphs) > self._size:
                 self._graphs.popitem(last=False)

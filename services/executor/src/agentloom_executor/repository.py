@@ -411,8 +411,10 @@ async def finish_node(
     outputs: list[list[Any]],
     error: str | None,
     cost: int,
+    applied: bool = False,
 ) -> NodeExecution | None:
     """Store the attempt's result (RUNNING -> COMPLETED/FAILED); returns the stored row.
+    `applied`: the caller passes the result along the graph in this same transaction.
 
     Returns None, storing nothing, when this attempt no longer owns the node execution
     (it was cancelled, or a newer attempt took it over)."""
@@ -432,6 +434,7 @@ async def finish_node(
             cost=cost,
             ended_at=now(),
             lease_expires_at=None,
+            applied=applied,
         )
         .returning(NodeExecution),
         execution_options={"synchronize_session": False, "populate_existing": True},

@@ -278,27 +278,93 @@ class Runner:
                 outputs=outcome.outputs,
                 error=outcome.error,
                 cost=cost,
+                applied=execution.status == Status.RUNNING.value,
             )
             if finished is None:
                 return None
             engine = scheduling.Engine(
                 session,
                 execution,
-                self._snapshots.get(execution),
+                await self._snapshots.get(session, execution),
                 self._blocks,
                 self._topology,
                 self._options.limits,
             )
             engine.keep_one = not self._draining
-            rows = await engine.apply_finished(finished)
+            await engine.apply_finished(finished, stored_applied=True)
+            following = await self._run_inline(session, engine)
             if execution.ended_at is not None:
                 self._snapshots.forget(str(execution.id))
-            following = None
-            if engine.kept is not None:
-                following = await repository.claim_node(
-                    session, str(engine.kept.id), lease_s=self._options.lease_s
-                )
-            return rows, following
+            return engine.rows, following
+
+    async def _run_inline(
+        self, session: AsyncSession, engine: scheduling.Engine
+    ) -> repository.ClaimedNode | None:
+        """Take the node execution the engine kept for this runner (queued by this result,
+        not written yet). While it is an inline block (pure and quick, priced 0), run it
+        here, in this transaction, pass its result on, and go on with the next one it
+        queues, within a budget of nodes and time: each is written once, in its final state
+        (the database records the QUEUED and RUNNING events it went through), so a chain of
+        such nodes costs one commit in all. The first one that is not inline is written
+        RUNNING under this runner's lease and returned, to run after the commit."""
+        execution = engine.execution
+        budget = INLINE_MAX_NODES
+        deadline = time.monotonic() + INLINE_MAX_S
+        while (node := engine.kept) is not None:
+            engine.kept = None
+            moment = repository.now()
+            if execution.status != Status.RUNNING.value:
+                # The same result ended the execution: the node never runs.
+                node.status, node.ended_at = Status.CANCELLED.value, moment
+                session.add(node)
+                return None
+            node.status, node.attempt, node.started_at = Status.RUNNING.value, 1, moment
+            claim = repository.ClaimedNode(
+                node_execution_id=node.id,
+                execution_id=execution.id,
+                node_id=node.node_id,
+                block_id=node.block_id,
+                inputs=node.inputs,
+                attempt=1,
+                user_id=execution.user_id,
+                graph_id=execution.graph_id,
+                config=node.config,
+                max_credits=execution.max_credits,
+                credentials_inputs=execution.credentials_inputs,
+            )
+            block = self._blocks.get(node.block_id)
+            if (
+                block is None
+                or not block.inline
+                or budget <= 0
+                or time.monotonic() > deadline
+                or not await self._free_blocks.contains(block.id)
+            ):
+                node.lease_expires_at = moment + timedelta(seconds=self._options.lease_s)
+                session.add(node)
+                return claim
+            budget -= 1
+            timeout_s = self._timeout_s(node.config)
+            try:
+                outcome = await asyncio.wait_for(self._run(block, claim), timeout_s)
+            except TimeoutError:
+                message = f"timed out after {timeout_s:g}s"
+                outcome = Outcome(Status.FAILED, [[ERROR_PIN, message]], message)
+            policy = self._options.retry.with_overrides(node.config)
+            if outcome.retryable and policy.allows_another(1):
+                node.status = Status.QUEUED.value
+                node.retry_at = repository.now() + timedelta(seconds=policy.delay_s(1))
+                node.error = f"attempt 1 failed: {outcome.error}"
+                session.add(node)
+                return None
+            node.status = outcome.status.value
+            node.outputs = outcome.outputs
+            node.error = outcome.error
+            node.ended_at = repository.now()
+            node.applied = True
+            session.add(node)
+            await engine.apply_finished(node, stored_applied=True)
+        return None
 
     async def _refund_if_cancelled(self, claim: repository.ClaimedNode) -> None:
         """Charged, then stopped before the result was stored: nothing is charged after a
@@ -559,6 +625,13 @@ class Runner:
                 raise
             return Outcome(Status.FAILED, [], refusal), 0
         return outcome, int(reply.amount)
+
+
+# Inline runs per transaction: at most this many nodes, started within this many seconds
+# of the first (the execution row stays locked meanwhile, and their events wait for the
+# commit).
+INLINE_MAX_NODES = 50
+INLINE_MAX_S = 0.05
 
 
 class CredentialProblem(Exception):

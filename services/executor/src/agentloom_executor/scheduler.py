@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agentloom_blocks.sdk import Block
 from agentloom_common.bus import PoisonMessage, Topology, consume
 from agentloom_executor import repository, scheduling
-from agentloom_executor.graph import GraphCache, GraphSnapshot
+from agentloom_executor.graph import GraphCache
 from agentloom_executor.messages import ExecutionRequested, NodeFinished, scheduler_message
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.status import Status
-from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
+from agentloom_executor.tables import NodeExecution, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Scheduler:
             engine = scheduling.Engine(
                 session,
                 execution,
-                self._graph(execution),
+                await self._graphs.get(session, execution),
                 self._blocks,
                 self._topology,
                 self._limits,
@@ -94,7 +94,7 @@ class Scheduler:
             engine = scheduling.Engine(
                 session,
                 execution,
-                self._graph(execution),
+                await self._graphs.get(session, execution),
                 self._blocks,
                 self._topology,
                 self._limits,
@@ -102,6 +102,3 @@ class Scheduler:
             limit = f"{self._limits.execution_timeout_s:g}s"
             rows = await engine.end(Status.FAILED, f"execution exceeded its time limit of {limit}")
         await self._outbox.flush(rows)
-
-    def _graph(self, execution: Execution) -> GraphSnapshot:
-        return self._graphs.get(execution)

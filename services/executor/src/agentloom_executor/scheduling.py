@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.sdk import ERROR_PIN, Block, BlockKind
@@ -71,8 +71,10 @@ class Engine:
         self.limits = limits
         self.rows: list[OutboxMessage] = []
         # Set by a runner that will run one newly queued node execution itself (eager
-        # local chaining): the first one queued is kept here, and no job is sent for it.
+        # local chaining): the first one created and queued here is kept out of the
+        # session, and no job is sent for it; the runner adds it back.
         self.keep_one = False
+        self.queued = 0
         self.kept: NodeExecution | None = None
 
     def _new_node_execution(
@@ -102,7 +104,10 @@ class Engine:
 
     def _dispatch(self, node_execution: NodeExecution) -> None:
         node_execution.dispatched_at = repository.now()
-        if self.keep_one and self.kept is None:
+        self.queued += 1
+        if self.keep_one and self.kept is None and inspect(node_execution).pending:
+            # Not written yet: the runner writes it once, in the state it leaves it in.
+            self.session.expunge(node_execution)
             self.kept = node_execution
             return
         self.rows.append(
@@ -150,16 +155,32 @@ class Engine:
             return await self.end(Status.COMPLETED)
         return await self._flush()
 
-    async def apply_finished(self, node_execution: NodeExecution) -> list[OutboxMessage]:
+    async def apply_finished(
+        self, node_execution: NodeExecution, *, stored_applied: bool = False
+    ) -> list[OutboxMessage]:
         """Pass a finished node execution's outputs along its links, then end the execution
-        if it failed unhandled or if nothing is left to run."""
+        if it failed unhandled or if nothing is left to run. `stored_applied`: the caller
+        stored the result marked applied in this transaction (the runner), so it is new."""
         execution = self.execution
-        if execution.status != Status.RUNNING.value or node_execution.applied:
+        if execution.status != Status.RUNNING.value:
+            return []
+        if node_execution.applied and not stored_applied:
             return []
         if node_execution.status not in (Status.COMPLETED.value, Status.FAILED.value):
             return []
         node_execution.applied = True
-        waiting = await _waiting_by_node(self.session, execution.id)
+        self.queued = 0
+        outputs = node_execution.outputs or []
+        sinks = {
+            link.sink_id
+            for pin, _ in outputs
+            for link in self.graph.links_from(node_execution.node_id, pin)
+        }
+        # Runs waiting for more values exist only for nodes fed on several pins.
+        if any(self.graph.may_wait(sink) for sink in sinks):
+            waiting = await _waiting_by_node(self.session, execution.id)
+        else:
+            waiting = defaultdict(list)
         try:
             for pin, value in node_execution.outputs or []:
                 self._record_graph_output(node_execution, pin, value)
@@ -181,7 +202,8 @@ class Engine:
         if unhandled:
             error = f"node {node_execution.node_id!r} failed: {node_execution.error}"
             return await self.end(Status.FAILED, error)
-        if await repository.count_active_nodes(self.session, execution.id) == 0:
+        # Something queued now is still to come: no need to count.
+        if not self.queued and await repository.count_active_nodes(self.session, execution.id) == 0:
             return await self.end(Status.COMPLETED)
         return self.rows
 
@@ -283,8 +305,9 @@ class Engine:
         return [row]
 
     async def _flush(self) -> list[OutboxMessage]:
+        """Stage the outbox rows; they are written with the rest at the next query or at
+        commit (a flush per applied result was a round trip per node)."""
         self.session.add_all(self.rows)
-        await self.session.flush()
         return self.rows
 
 

@@ -41,7 +41,9 @@ class Execution(Base):
     credentials_inputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
     outputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # The graph version as it was when the execution was created: nodes and links.
-    graph: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Not loaded with the row (`GraphCache.get` reads it when it needs it); touching it
+    # unloaded raises rather than doing I/O behind the caller's back.
+    graph: Mapped[dict[str, Any]] = mapped_column(JSONB, deferred=True, deferred_raiseload=True)
     error: Mapped[str | None] = mapped_column(Text)
     # Values that arrived on static links, reused by every later run of the sink:
     # {sink node id: {pin: value}}.

@@ -87,6 +87,7 @@ def compare(left: Any, op: Comparison, right: Any) -> bool:
 
 class ConditionBlock(Block):
     id = "condition_block"
+    inline = True
     name = "Condition"
     description = (
         "Compares `value1` with `value2` (numbers and numeric text as numbers, else as text) "
@@ -148,6 +149,7 @@ class ConditionBlock(Block):
 
 class IfInputMatchesBlock(Block):
     id = "if_input_matches_block"
+    inline = True
     name = "If input matches"
     description = (
         "Checks whether `input` equals `value` (numbers and numeric text compare as numbers) "

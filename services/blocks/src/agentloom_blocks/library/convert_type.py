@@ -80,6 +80,7 @@ def convert(value: Any, target: TargetType) -> Any:
 
 class ConvertTypeBlock(Block):
     id = "convert_type_block"
+    inline = True
     name = "Convert type"
     description = (
         "Converts a value: to text (objects as JSON), to a number or integer (from numeric "

@@ -12,6 +12,7 @@ from agentloom_blocks.sdk import Block, BlockContext, BlockExample
 
 class CountItemsBlock(Block):
     id = "count_items_block"
+    inline = True
     name = "Count items"
     description = "Counts the elements of a list and yields the number on `count`."
     categories = ("data",)

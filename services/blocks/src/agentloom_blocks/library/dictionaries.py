@@ -12,6 +12,7 @@ from agentloom_blocks.sdk import Block, BlockContext, BlockError, BlockExample
 
 class CreateDictionaryBlock(Block):
     id = "create_dictionary_block"
+    inline = True
     name = "Create dictionary"
     description = "Yields a dictionary made of the given key/value pairs."
     categories = ("data",)
@@ -37,6 +38,7 @@ class CreateDictionaryBlock(Block):
 
 class AddToDictionaryBlock(Block):
     id = "add_to_dictionary_block"
+    inline = True
     name = "Add to dictionary"
     description = (
         "Adds `key`: `value` (when a key is given) and every pair of `entries` to a copy of "
@@ -77,6 +79,7 @@ class AddToDictionaryBlock(Block):
 
 class GetDictionaryValueBlock(Block):
     id = "get_dictionary_value_block"
+    inline = True
     name = "Get dictionary value"
     description = (
         "Looks up `key` in a dictionary: yields the value on `value`, or the key on `missing` "
@@ -107,6 +110,7 @@ class GetDictionaryValueBlock(Block):
 
 class RemoveFromDictionaryBlock(Block):
     id = "remove_from_dictionary_block"
+    inline = True
     name = "Remove from dictionary"
     description = "Removes `key` from a copy of the dictionary; yields it and the removed value."
     categories = ("data",)

@@ -29,6 +29,7 @@ def _depth(value: Any, limit: int) -> int:
 
 class JsonParseBlock(Block):
     id = "json_parse_block"
+    inline = True
     name = "Parse JSON"
     description = "Parses JSON text into data (an object, a list, a number...) on `data`."
     categories = ("data",)
@@ -67,6 +68,7 @@ class JsonParseBlock(Block):
 
 class JsonSerializeBlock(Block):
     id = "json_serialize_block"
+    inline = True
     name = "Serialise to JSON"
     description = "Writes any value as JSON text, compact or indented."
     categories = ("data", "text")

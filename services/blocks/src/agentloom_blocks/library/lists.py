@@ -12,6 +12,7 @@ from agentloom_blocks.sdk import Block, BlockContext, BlockError, BlockExample
 
 class CreateListBlock(Block):
     id = "create_list_block"
+    inline = True
     name = "Create list"
     description = "Yields a list of the given values, in order."
     categories = ("data",)
@@ -35,6 +36,7 @@ class CreateListBlock(Block):
 
 class AddToListBlock(Block):
     id = "add_to_list_block"
+    inline = True
     name = "Add to list"
     description = (
         "Inserts `entry` (when given) and then every element of `entries` into a copy of the "
@@ -78,6 +80,7 @@ class AddToListBlock(Block):
 
 class GetListItemBlock(Block):
     id = "get_list_item_block"
+    inline = True
     name = "Get list item"
     description = "Yields the element at `index` (0 is the first, -1 the last)."
     categories = ("data",)
@@ -108,6 +111,7 @@ class GetListItemBlock(Block):
 
 class RemoveFromListBlock(Block):
     id = "remove_from_list_block"
+    inline = True
     name = "Remove from list"
     description = (
         "Removes from a copy of the list the element at `index`, or else the first element "
@@ -159,6 +163,7 @@ class RemoveFromListBlock(Block):
 
 class ConcatenateListsBlock(Block):
     id = "concatenate_lists_block"
+    inline = True
     name = "Concatenate lists"
     description = "Joins several lists into one, in order."
     categories = ("data",)

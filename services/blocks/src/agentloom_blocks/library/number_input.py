@@ -12,6 +12,7 @@ from agentloom_blocks.sdk import Block, BlockContext, BlockError, BlockExample, 
 
 class NumberInputBlock(Block):
     id = "number_input_block"
+    inline = True
     name = "Number input"
     description = (
         "A number input of the graph. Each run of the graph supplies it under the input's name "

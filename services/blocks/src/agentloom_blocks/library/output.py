@@ -12,6 +12,7 @@ from agentloom_blocks.sdk import Block, BlockContext, BlockExample, BlockKind
 
 class OutputBlock(Block):
     id = "output_block"
+    inline = True
     name = "Graph output"
     description = (
         "An output of the graph. Each value linked into `value` becomes an output of the "

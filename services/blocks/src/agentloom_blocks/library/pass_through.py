@@ -12,6 +12,7 @@ from agentloom_blocks.sdk import Block, BlockContext, BlockExample
 
 class PassThroughBlock(Block):
     id = "pass_through_block"
+    inline = True
     name = "Pass through"
     description = "Yields the value it receives, unchanged, on its `value` pin."
     categories = ("flow", "data")

@@ -12,6 +12,7 @@ from agentloom_blocks.sdk import Block, BlockContext, BlockExample
 
 class StepThroughItemsBlock(Block):
     id = "step_through_items_block"
+    inline = True
     name = "Step through items"
     description = (
         "Yields each element of a list (or each value of a dict) on `item`, followed by its "

@@ -12,6 +12,7 @@ from agentloom_blocks.sdk import Block, BlockContext, BlockError, BlockExample, 
 
 class TextInputBlock(Block):
     id = "text_input_block"
+    inline = True
     name = "Text input"
     description = (
         "A text input of the graph. Each run of the graph supplies it under the input's name "

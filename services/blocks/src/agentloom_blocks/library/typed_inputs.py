@@ -38,6 +38,7 @@ def _missing(name: str) -> BlockError:
 
 class BooleanInputBlock(Block):
     id = "boolean_input_block"
+    inline = True
     name = "Boolean input"
     description = "A yes/no input of the graph, passed on through its `boolean` pin."
     categories = ("input",)
@@ -71,6 +72,7 @@ class BooleanInputBlock(Block):
 
 class ChoiceInputBlock(Block):
     id = "choice_input_block"
+    inline = True
     name = "Choice input"
     description = (
         "An input of the graph whose value must be one of `options` (a drop-down in forms), "
@@ -121,6 +123,7 @@ class ChoiceInputBlock(Block):
 
 class ListInputBlock(Block):
     id = "list_input_block"
+    inline = True
     name = "List input"
     description = "A list input of the graph, passed on through its `items` pin."
     categories = ("input", "data")
@@ -150,6 +153,7 @@ class ListInputBlock(Block):
 
 class ObjectInputBlock(Block):
     id = "object_input_block"
+    inline = True
     name = "Object input"
     description = "A JSON object input of the graph, passed on through its `data` pin."
     categories = ("input", "data")
@@ -182,6 +186,7 @@ class ObjectInputBlock(Block):
 
 class SecretInputBlock(Block):
     id = "secret_input_block"
+    inline = True
     name = "Secret input"
     description = (
         "A secret input of the graph (a password, a token): forms mask it. It is passed on "
