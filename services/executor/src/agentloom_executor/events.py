@@ -58,10 +58,25 @@ SEQUENCE = text(
     """
 )
 
+# The event as published, replayed and pushed: one shape everywhere, built by PostgreSQL
+# as JSON text (the relay sends it as it comes, without decoding and encoding it again).
+DOCUMENT = """
+    json_build_object(
+        'event_id', e.execution_id::text || ':' || e.seq,
+        'type', e.type,
+        'seq', e.seq,
+        'user_id', x.user_id,
+        'graph_id', x.graph_id,
+        'graph_version', x.graph_version,
+        'graph_exec_id', e.execution_id,
+        'created_at', to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'data', e.data
+    )::text AS document
+"""
+
 UNPUBLISHED = text(
-    """
-    SELECT e.id, e.execution_id, e.seq, e.type, e.data, e.created_at,
-           x.user_id, x.graph_id, x.graph_version
+    f"""
+    SELECT e.id, e.execution_id, e.seq, e.type, {DOCUMENT}
     FROM executor.execution_events AS e
     JOIN executor.executions AS x ON x.id = e.execution_id
     WHERE NOT e.published AND e.seq IS NOT NULL
@@ -84,9 +99,8 @@ PRUNE = text(
 )
 
 REPLAY = text(
-    """
-    SELECT e.execution_id, e.seq, e.type, e.data, e.created_at,
-           x.user_id, x.graph_id, x.graph_version
+    f"""
+    SELECT {DOCUMENT}
     FROM executor.execution_events AS e
     JOIN executor.executions AS x ON x.id = e.execution_id
     WHERE e.execution_id = :execution_id AND e.seq > :after_seq
@@ -95,30 +109,13 @@ REPLAY = text(
 )
 
 
-def event_document(row: Any) -> dict[str, Any]:
-    """The event as published, replayed and pushed: one shape everywhere."""
-    execution_id = str(row.execution_id)
-    created_at: datetime = row.created_at
-    return {
-        "event_id": f"{execution_id}:{row.seq}",
-        "type": row.type,
-        "seq": row.seq,
-        "user_id": row.user_id,
-        "graph_id": row.graph_id,
-        "graph_version": row.graph_version,
-        "graph_exec_id": execution_id,
-        "created_at": created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "data": row.data,
-    }
-
-
 async def replay(
     session: AsyncSession, *, execution_id: str, after_seq: int, limit: int
 ) -> list[dict[str, Any]]:
     result = await session.execute(
         REPLAY, {"execution_id": execution_id, "after_seq": after_seq, "limit": limit}
     )
-    return [event_document(row) for row in result]
+    return [json.loads(row.document) for row in result]
 
 
 async def first_seq(session: AsyncSession, execution_id: str) -> int:
@@ -196,18 +193,17 @@ class EventRelay:
 
     async def _publish(self, rows: Sequence[Any]) -> None:
         """The round's events grouped by type (the routing key), a message per batch."""
-        by_type: dict[str, list[dict[str, Any]]] = {}
+        by_type: dict[str, list[Any]] = {}
         for row in rows:
-            by_type.setdefault(row.type, []).append(event_document(row))
+            by_type.setdefault(row.type, []).append(row)
         publishes = []
-        for event_type, documents in by_type.items():
-            encoded = [json.dumps(d, separators=(",", ":")).encode() for d in documents]
+        for event_type, typed in by_type.items():
             first = 0
-            for chunk in event_batches.chunks(encoded):
-                batch = documents[first : first + len(chunk)]
+            for chunk in event_batches.chunks([row.document.encode() for row in typed]):
+                head = typed[first]
                 first += len(chunk)
                 # Unique per batch; consumers deduplicate by each event's `event_id`.
-                message_id = f"{batch[0]['event_id']}+{len(batch)}"
+                message_id = f"{head.execution_id}:{head.seq}+{len(chunk)}"
                 publishes.append(
                     self._publisher.publish(
                         EVENTS_EXCHANGE,
