@@ -4,10 +4,12 @@ under duplicated messages, the outbox relay, and poison messages."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
 
 from agentloom_common.bus import (
@@ -16,7 +18,7 @@ from agentloom_common.bus import (
     JOBS_ROUTING_KEY,
     SCHEDULER_EXCHANGE,
 )
-from agentloom_executor import outbox, repository
+from agentloom_executor import outbox, repository, scheduling
 from agentloom_executor.messages import NodeFinished, NodeJob
 from agentloom_executor.server import Infra
 from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
@@ -178,6 +180,58 @@ async def test_a_chain_of_inline_blocks_needs_one_job_and_reports_every_event(
         ).all()
     assert all(n.attempt == 1 and n.applied and n.ended_at is not None for n in nodes)
     assert all(n.started_at is not None and n.started_at <= n.ended_at for n in nodes)
+
+
+FAN_OUT = {
+    "nodes": [
+        {"id": "each", "block_id": "step_through_items_block", "input_default": {}},
+        {"id": "pass", "block_id": "pass_through_block", "input_default": {}},
+        {"id": "out", "block_id": "output_block", "input_default": {"name": "items"}},
+    ],
+    "links": [
+        {"source_id": "each", "source_name": "item", "sink_id": "pass", "sink_name": "value"},
+        {"source_id": "pass", "source_name": "value", "sink_id": "out", "sink_name": "value"},
+    ],
+}
+
+
+async def test_a_fan_out_of_inline_blocks_runs_each_branch_exactly_once(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner runs the branches a result queues itself (here at most 3 kept, so most go
+    out as jobs) and claims waiting ones of the same execution in batches; the jobs sent
+    for branches it took find them done. Every branch ran once (one RUNNING event,
+    attempt 1) and every value arrived once."""
+    monkeypatch.setattr(scheduling, "MAX_KEPT", 3)
+    width = 20  # 41 node executions: within the fixture's limit of 50
+    graph = json.loads(json.dumps(FAN_OUT))
+    graph["nodes"][0]["input_default"] = {"items": list(range(width))}
+    execution_id = await submit(engine, graph, {}, _user())
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "COMPLETED", execution.error
+    assert sorted(execution.outputs["items"]) == list(range(width))
+    assert execution.node_count == 1 + 2 * width
+    async with engine.sessions() as session:
+        nodes = (
+            await session.scalars(
+                select(NodeExecution).where(NodeExecution.execution_id == uuid.UUID(execution_id))
+            )
+        ).all()
+        running = (
+            await session.execute(
+                text(
+                    "SELECT data->>'node_exec_id', count(*) FROM executor.execution_events"
+                    " WHERE execution_id = :e AND type = 'node.status'"
+                    " AND data->>'status' = 'RUNNING' GROUP BY 1"
+                ),
+                {"e": execution_id},
+            )
+        ).all()
+    assert len(nodes) == 1 + 2 * width
+    assert all(n.status == "COMPLETED" and n.attempt == 1 and n.applied for n in nodes)
+    assert len(running) == len(nodes) and all(count == 1 for _, count in running)
+    passed = sorted(n.outputs[0][1] for n in nodes if n.node_id == "pass")
+    assert passed == list(range(width))
 
 
 async def test_an_inline_block_that_fails_unhandled_fails_the_execution_there(

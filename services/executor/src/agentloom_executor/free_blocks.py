@@ -36,11 +36,15 @@ class FreeBlocks:
         self._lock = asyncio.Lock()
 
     async def contains(self, block_id: str) -> bool:
+        return block_id in await self.current()
+
+    async def current(self) -> frozenset[str]:
+        """The ids of the blocks that cost nothing, as billing last said."""
         if time.monotonic() >= self._expires:
             async with self._lock:
                 if time.monotonic() >= self._expires:
                     await self._refresh()
-        return block_id in self._free
+        return self._free
 
     async def _refresh(self) -> None:
         try:

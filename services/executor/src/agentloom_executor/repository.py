@@ -8,7 +8,7 @@ token, G3), together with the outbox row that announces it (G1).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -347,6 +347,48 @@ async def claim_node(
     if row is None:
         return None
     return ClaimedNode(parsed, *row)
+
+
+async def claim_queued(
+    session: AsyncSession,
+    execution_id: uuid.UUID,
+    *,
+    block_ids: Collection[str],
+    limit: int,
+    lease_s: float,
+) -> Sequence[NodeExecution]:
+    """Claim up to `limit` node executions of an execution that wait for a runner (QUEUED,
+    no retry pending) and run one of `block_ids`, oldest first, skipping any another
+    runner is claiming now. Their jobs, when they come, find them taken."""
+    if not block_ids or limit <= 0:
+        return []
+    moment = now()
+    waiting = (
+        select(NodeExecution.id)
+        .where(
+            NodeExecution.execution_id == execution_id,
+            NodeExecution.status == Status.QUEUED.value,
+            NodeExecution.retry_at.is_(None),
+            NodeExecution.block_id.in_(list(block_ids)),
+        )
+        .order_by(NodeExecution.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed = await session.scalars(
+        update(NodeExecution)
+        .where(NodeExecution.id.in_(waiting), NodeExecution.status == Status.QUEUED.value)
+        .values(
+            status=Status.RUNNING.value,
+            attempt=NodeExecution.attempt + 1,
+            started_at=moment,
+            lease_expires_at=moment + timedelta(seconds=lease_s),
+        )
+        .returning(NodeExecution),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    )
+    return sorted(claimed.all(), key=lambda node: node.seq)
 
 
 async def extend_leases(

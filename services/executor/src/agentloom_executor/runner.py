@@ -54,7 +54,7 @@ from agentloom_executor.messages import CancelExecution, NodeJob
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.status import Status
-from agentloom_executor.tables import Execution, OutboxMessage
+from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
 from agentloom_executor.user_values import UserValues
 
 log = logging.getLogger(__name__)
@@ -290,81 +290,132 @@ class Runner:
                 self._topology,
                 self._options.limits,
             )
-            engine.keep_one = not self._draining
+            if not self._draining:
+                free = await self._free_blocks.current()
+                engine.keep = lambda node: self._inline(node.block_id, free)
+            engine.defer_completion = True
             await engine.apply_finished(finished, stored_applied=True)
             following = await self._run_inline(session, engine)
+            if following is None:
+                await engine.complete_if_done()
             if execution.ended_at is not None:
                 self._snapshots.forget(str(execution.id))
             return engine.rows, following
 
+    def _inline(self, block_id: str, free: frozenset[str]) -> bool:
+        block = self._blocks.get(block_id)
+        return block is not None and block.inline and block_id in free
+
     async def _run_inline(
         self, session: AsyncSession, engine: scheduling.Engine
     ) -> repository.ClaimedNode | None:
-        """Take the node execution the engine kept for this runner (queued by this result,
-        not written yet). While it is an inline block (pure and quick, priced 0), run it
-        here, in this transaction, pass its result on, and go on with the next one it
-        queues, within a budget of nodes and time: each is written once, in its final state
-        (the database records the QUEUED and RUNNING events it went through), so a chain of
-        such nodes costs one commit in all. The first one that is not inline is written
-        RUNNING under this runner's lease and returned, to run after the commit."""
+        """Take the node executions the engine kept for this runner (queued by this result,
+        not written yet). Inline blocks (pure and quick, priced 0) run here, in this
+        transaction, and what they queue in turn joins the queue, within a budget of nodes
+        and time. Each is written once, in its final state (the database records the
+        QUEUED and RUNNING events it went through), so a chain or fan-out of such nodes
+        costs one commit in all. One node that is not inline (or the first one left when
+        the budget is spent) is written RUNNING under this runner's lease and returned, to
+        run after the commit; the others left are written QUEUED and sent as jobs."""
         execution = engine.execution
+        free = await self._free_blocks.current()
         budget = INLINE_MAX_NODES
         deadline = time.monotonic() + INLINE_MAX_S
-        while (node := engine.kept) is not None:
-            engine.kept = None
+        following: repository.ClaimedNode | None = None
+        while engine.kept or await self._take_siblings(session, engine, free, budget, deadline):
+            node = engine.kept.popleft()
             moment = repository.now()
             if execution.status != Status.RUNNING.value:
-                # The same result ended the execution: the node never runs.
+                # A result of this transaction ended the execution: the node never runs.
                 node.status, node.ended_at = Status.CANCELLED.value, moment
                 session.add(node)
-                return None
-            node.status, node.attempt, node.started_at = Status.RUNNING.value, 1, moment
-            claim = repository.ClaimedNode(
-                node_execution_id=node.id,
-                execution_id=execution.id,
-                node_id=node.node_id,
-                block_id=node.block_id,
-                inputs=node.inputs,
-                attempt=1,
-                user_id=execution.user_id,
-                graph_id=execution.graph_id,
-                config=node.config,
-                max_credits=execution.max_credits,
-                credentials_inputs=execution.credentials_inputs,
-            )
-            block = self._blocks.get(node.block_id)
-            if (
-                block is None
-                or not block.inline
-                or budget <= 0
-                or time.monotonic() > deadline
-                or not await self._free_blocks.contains(block.id)
-            ):
+                continue
+            spent = budget <= 0 or time.monotonic() > deadline
+            claimed = node.status == Status.RUNNING.value  # a sibling claimed to run here
+            if not claimed and (spent or not self._inline(node.block_id, free)):
+                if following is not None:
+                    engine.release(node)
+                    continue
+                node.status, node.attempt, node.started_at = Status.RUNNING.value, 1, moment
                 node.lease_expires_at = moment + timedelta(seconds=self._options.lease_s)
                 session.add(node)
-                return claim
+                following = self._claim_of(execution, node)
+                continue
             budget -= 1
+            if not claimed:
+                node.status, node.attempt, node.started_at = Status.RUNNING.value, 1, moment
+            block = self._blocks[node.block_id]
             timeout_s = self._timeout_s(node.config)
             try:
-                outcome = await asyncio.wait_for(self._run(block, claim), timeout_s)
+                outcome = await asyncio.wait_for(
+                    self._run(block, self._claim_of(execution, node)), timeout_s
+                )
             except TimeoutError:
                 message = f"timed out after {timeout_s:g}s"
                 outcome = Outcome(Status.FAILED, [[ERROR_PIN, message]], message)
             policy = self._options.retry.with_overrides(node.config)
-            if outcome.retryable and policy.allows_another(1):
+            if outcome.retryable and policy.allows_another(node.attempt):
                 node.status = Status.QUEUED.value
-                node.retry_at = repository.now() + timedelta(seconds=policy.delay_s(1))
-                node.error = f"attempt 1 failed: {outcome.error}"
+                delay_s = policy.delay_s(node.attempt)
+                node.retry_at = repository.now() + timedelta(seconds=delay_s)
+                node.error = f"attempt {node.attempt} failed: {outcome.error}"
+                node.lease_expires_at = None
                 session.add(node)
-                return None
+                continue
             node.status = outcome.status.value
             node.outputs = outcome.outputs
             node.error = outcome.error
             node.ended_at = repository.now()
+            node.lease_expires_at = None
             node.applied = True
             session.add(node)
             await engine.apply_finished(node, stored_applied=True)
-        return None
+        return following
+
+    async def _take_siblings(
+        self,
+        session: AsyncSession,
+        engine: scheduling.Engine,
+        free: frozenset[str],
+        budget: int,
+        deadline: float,
+    ) -> bool:
+        """With budget left, claim inline node executions of the same execution that wait
+        for a runner (a fan-out's other branches) and queue them here: one statement
+        claims many, and their results are stored and passed on in this transaction."""
+        if (
+            self._draining
+            or budget <= 0
+            or time.monotonic() > deadline
+            or engine.execution.status != Status.RUNNING.value
+        ):
+            return False
+        block_ids = [block_id for block_id in free if self._inline(block_id, free)]
+        claimed = await repository.claim_queued(
+            session,
+            engine.execution.id,
+            block_ids=block_ids,
+            limit=min(budget, SIBLINGS_PER_CLAIM),
+            lease_s=self._options.lease_s,
+        )
+        engine.kept.extend(claimed)
+        return bool(claimed)
+
+    @staticmethod
+    def _claim_of(execution: Execution, node: NodeExecution) -> repository.ClaimedNode:
+        return repository.ClaimedNode(
+            node_execution_id=node.id,
+            execution_id=execution.id,
+            node_id=node.node_id,
+            block_id=node.block_id,
+            inputs=node.inputs,
+            attempt=node.attempt,
+            user_id=execution.user_id,
+            graph_id=execution.graph_id,
+            config=node.config,
+            max_credits=execution.max_credits,
+            credentials_inputs=execution.credentials_inputs,
+        )
 
     async def _refund_if_cancelled(self, claim: repository.ClaimedNode) -> None:
         """Charged, then stopped before the result was stored: nothing is charged after a
@@ -630,8 +681,10 @@ class Runner:
 # Inline runs per transaction: at most this many nodes, started within this many seconds
 # of the first (the execution row stays locked meanwhile, and their events wait for the
 # commit).
-INLINE_MAX_NODES = 50
-INLINE_MAX_S = 0.05
+INLINE_MAX_NODES = 500
+INLINE_MAX_S = 0.1
+# Waiting inline node executions of the same execution claimed in one statement.
+SIBLINGS_PER_CLAIM = 100
 
 
 class CredentialProblem(Exception):

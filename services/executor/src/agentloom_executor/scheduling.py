@@ -20,8 +20,8 @@ Semantics (shared/reference/autogpt-semantics.md):
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import Mapping
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -47,6 +47,10 @@ class Limits:
     max_running_per_user: int = 8
 
 
+# Node executions one runner keeps to run itself from one result (the rest go out as jobs).
+MAX_KEPT = 1000
+
+
 class LimitReached(Exception):
     pass
 
@@ -70,12 +74,16 @@ class Engine:
         self.topology = topology
         self.limits = limits
         self.rows: list[OutboxMessage] = []
-        # Set by a runner that will run one newly queued node execution itself (eager
-        # local chaining): the first one created and queued here is kept out of the
-        # session, and no job is sent for it; the runner adds it back.
-        self.keep_one = False
         self.queued = 0
-        self.kept: NodeExecution | None = None
+        # Set by a runner applying many results in one transaction: it asks whether the
+        # execution is complete once, at the end (`complete_if_done`), not after each.
+        self.defer_completion = False
+        # Set by a runner that runs what its result queues itself (eager local chaining):
+        # node executions created and queued here are kept out of the session, no job is
+        # sent for them, and the runner writes each once it knows what became of it. The
+        # first one is kept whatever its block; later ones only when `keep` accepts them.
+        self.keep: Callable[[NodeExecution], bool] | None = None
+        self.kept: deque[NodeExecution] = deque()
 
     def _new_node_execution(
         self, node: NodeSpec, status: Status, inputs: dict[str, Any]
@@ -105,19 +113,30 @@ class Engine:
     def _dispatch(self, node_execution: NodeExecution) -> None:
         node_execution.dispatched_at = repository.now()
         self.queued += 1
-        if self.keep_one and self.kept is None and inspect(node_execution).pending:
+        if (
+            self.keep is not None
+            and len(self.kept) < MAX_KEPT
+            and (not self.kept or self.keep(node_execution))
+            and inspect(node_execution).pending
+        ):
             # Not written yet: the runner writes it once, in the state it leaves it in.
             self.session.expunge(node_execution)
-            self.kept = node_execution
+            self.kept.append(node_execution)
             return
-        self.rows.append(
-            outbox.to_runners(
-                NodeJob(
-                    execution_id=str(self.execution.id),
-                    node_execution_id=str(node_execution.id),
-                )
-            )
+        self.rows.append(self._job(node_execution))
+
+    def _job(self, node_execution: NodeExecution) -> OutboxMessage:
+        return outbox.to_runners(
+            NodeJob(execution_id=str(self.execution.id), node_execution_id=str(node_execution.id))
         )
+
+    def release(self, node_execution: NodeExecution) -> None:
+        """A kept node execution the runner will not run after all: written QUEUED, with
+        its job, as if it had never been kept."""
+        self.session.add(node_execution)
+        row = self._job(node_execution)
+        self.session.add(row)
+        self.rows.append(row)
 
     async def start(self) -> list[OutboxMessage]:
         """QUEUED -> RUNNING and queue the starting nodes, unless the user is at their limit
@@ -203,7 +222,15 @@ class Engine:
             error = f"node {node_execution.node_id!r} failed: {node_execution.error}"
             return await self.end(Status.FAILED, error)
         # Something queued now is still to come: no need to count.
-        if not self.queued and await repository.count_active_nodes(self.session, execution.id) == 0:
+        if not self.queued and not self.defer_completion:
+            return await self.complete_if_done()
+        return self.rows
+
+    async def complete_if_done(self) -> list[OutboxMessage]:
+        """End the execution COMPLETED when nothing is left to run."""
+        if self.execution.status != Status.RUNNING.value:
+            return self.rows
+        if await repository.count_active_nodes(self.session, self.execution.id) == 0:
             return await self.end(Status.COMPLETED)
         return self.rows
 
