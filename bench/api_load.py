@@ -42,7 +42,7 @@ async def api_load(api: Api, config: BenchConfig, checks: Checks) -> dict[str, A
         created[execution_id] = value
         started = time.perf_counter()
         try:
-            read = await api.client.get(f"/api/executions/{execution_id}")
+            read = await api.request("GET", f"/api/executions/{execution_id}")
         except httpx.HTTPError as error:
             errors[f"GET {type(error).__name__}"] += 1
             return
