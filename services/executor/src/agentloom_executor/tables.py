@@ -121,14 +121,14 @@ class UserValue(Base):
 
 
 class ExecutionEvent(Base):
-    """A status change or output, recorded by triggers (migration 0005) with the change."""
+    """A status change or output, recorded by triggers (migration 0005) with the change.
+    No foreign key to its execution (migration 0008): its check locked the execution row
+    from every status change."""
 
     __tablename__ = "execution_events"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    execution_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("executions.id", ondelete="CASCADE")
-    )
+    execution_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     seq: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
