@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             port=settings.port,
             log_config=None,
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+            timeout_keep_alive=settings.keep_alive_s,
         )
     elif command == "migrate":
         upgrade(settings.database_url, "agentloom_gateway", SCHEMA)

@@ -23,6 +23,10 @@ class GatewaySettings(ServiceSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # How long an idle client connection is kept open. Longer than clients keep theirs
+    # (httpx and many others: 5 s), so the server never closes one just as the client
+    # reuses it (a request lost with a read error; seen under load with uvicorn's 5 s).
+    keep_alive_s: int = 75
     # Notify's WebSocket server, to which `/ws` forwards authenticated clients, and the token
     # it requires (shared with notify; unset: notify refuses every connection).
     notify_ws_url: str = "ws://127.0.0.1:8002"
