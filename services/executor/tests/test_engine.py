@@ -43,6 +43,17 @@ def _user() -> str:
     return f"user-{uuid.uuid4().hex[:8]}"
 
 
+async def _nodes_of(shared: Infra, execution_id: str) -> list[NodeExecution]:
+    """The execution's node executions, in creation order."""
+    async with shared.sessions() as session:
+        query = (
+            select(NodeExecution)
+            .where(NodeExecution.execution_id == uuid.UUID(execution_id))
+            .order_by(NodeExecution.seq)
+        )
+        return list((await session.scalars(query)).all())
+
+
 async def _charges(shared: Infra, user_id: str) -> int:
     async with shared.sessions() as session:
         return int(
@@ -86,14 +97,8 @@ async def test_a_runner_runs_the_node_it_queued_itself_without_a_job(
         if job.execution_id == execution_id:
             jobs.append(job.node_execution_id)
     await channel.close()
+    nodes = await _nodes_of(engine, execution_id)
     async with engine.sessions() as session:
-        nodes = (
-            await session.scalars(
-                select(NodeExecution)
-                .where(NodeExecution.execution_id == uuid.UUID(execution_id))
-                .order_by(NodeExecution.seq)
-            )
-        ).all()
         statuses = (
             await session.execute(
                 text(
@@ -172,12 +177,7 @@ async def test_a_chain_of_inline_blocks_needs_one_job_and_reports_every_event(
             ("node.output", None),
             ("node.status", "COMPLETED"),
         ], (node_id, seen)
-    async with engine.sessions() as session:
-        nodes = (
-            await session.scalars(
-                select(NodeExecution).where(NodeExecution.execution_id == uuid.UUID(execution_id))
-            )
-        ).all()
+    nodes = await _nodes_of(engine, execution_id)
     assert all(n.attempt == 1 and n.applied and n.ended_at is not None for n in nodes)
     assert all(n.started_at is not None and n.started_at <= n.ended_at for n in nodes)
 
@@ -211,12 +211,8 @@ async def test_a_fan_out_of_inline_blocks_runs_each_branch_exactly_once(
     assert execution.status == "COMPLETED", execution.error
     assert sorted(execution.outputs["items"]) == list(range(width))
     assert execution.node_count == 1 + 2 * width
+    nodes = await _nodes_of(engine, execution_id)
     async with engine.sessions() as session:
-        nodes = (
-            await session.scalars(
-                select(NodeExecution).where(NodeExecution.execution_id == uuid.UUID(execution_id))
-            )
-        ).all()
         running = (
             await session.execute(
                 text(
@@ -241,12 +237,7 @@ async def test_an_inline_block_that_fails_unhandled_fails_the_execution_there(
     execution = await wait_terminal(engine, execution_id)
     assert execution.status == "FAILED"
     assert "parse" in (execution.error or "") and "invalid JSON" in (execution.error or "")
-    async with engine.sessions() as session:
-        nodes = (
-            await session.scalars(
-                select(NodeExecution).where(NodeExecution.execution_id == uuid.UUID(execution_id))
-            )
-        ).all()
+    nodes = await _nodes_of(engine, execution_id)
     assert {n.node_id: n.status for n in nodes} == {"in": "COMPLETED", "parse": "FAILED"}
 
 
