@@ -2,7 +2,8 @@
 
 Order per job: claim (QUEUED -> RUNNING, new attempt, lease) -> run the block (lease kept
 alive by heartbeats) -> charge (idempotent, keyed by node execution id) -> store outputs and
-`node.finished` in one transaction -> ack. A retryable failure goes back to QUEUED with a
+pass them along the graph in one transaction, running there the inline nodes they queue
+(and claiming the next one to run) -> ack. A retryable failure goes back to QUEUED with a
 retry time instead. Every runner also hears every cancel (a fanout) and interrupts the
 blocks of that execution it is running. On SIGTERM it stops taking jobs, lets running
 blocks finish within the grace period, and hands the rest back (G10).
@@ -263,10 +264,9 @@ class Runner:
         The execution row is locked first, as every transaction that ends an execution
         does, so the two never wait on each other. None when nothing was stored.
 
-        Eager local chaining: of the node executions this result queues, the runner claims
-        the first in the same transaction and runs it next itself (recorded as any claim:
-        QUEUED, then RUNNING under this runner's lease), which saves a job message and a
-        claim transaction per node of a chain; the others go out as jobs as usual."""
+        Eager local chaining: what this result queues is kept for this runner rather than
+        sent as jobs; `_run_inline` runs the inline ones in this transaction and returns
+        the one left to run after the commit (docs/engine.md)."""
         async with self._sessions.begin() as session:
             execution = await repository.lock_execution(session, str(claim.execution_id))
             if execution is None:
