@@ -91,28 +91,16 @@ async def test_a_runner_runs_the_node_it_queued_itself_without_a_job(
     execution = await wait_terminal(engine, execution_id)
     assert execution.status == "COMPLETED"
     assert execution.outputs == {"result": ["<eager>"]}
-    jobs: list[str] = []
-    while (message := await copies.get(no_ack=True, fail=False, timeout=1)) is not None:
-        job = NodeJob.model_validate_json(message.body)
-        if job.execution_id == execution_id:
-            jobs.append(job.node_execution_id)
+    jobs, events = await _jobs_and_events(engine, execution_id, copies)
     await channel.close()
     nodes = await _nodes_of(engine, execution_id)
-    async with engine.sessions() as session:
-        statuses = (
-            await session.execute(
-                text(
-                    "SELECT data->>'node_id', data->>'status' FROM executor.execution_events"
-                    " WHERE execution_id = :e AND type = 'node.status' ORDER BY id"
-                ),
-                {"e": execution_id},
-            )
-        ).all()
     assert [n.node_id for n in nodes] == ["in", "t", "out"]
     assert jobs == [str(nodes[0].id)]
     assert all(n.status == "COMPLETED" and n.attempt == 1 for n in nodes)
     for node_id in ("t", "out"):
-        seen = [status for node, status in statuses if node == node_id]
+        seen = [
+            status for kind, node, status in events if kind == "node.status" and node == node_id
+        ]
         assert seen == ["QUEUED", "RUNNING", "COMPLETED"], (node_id, seen)
 
 

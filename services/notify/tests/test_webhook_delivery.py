@@ -6,6 +6,7 @@ milliseconds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import time
@@ -195,19 +196,11 @@ async def test_bus_events_are_delivered_signed_once_each(
     alice = user()
     endpoint = await create(servicer, alice, receiver)
     worker = await start_worker()
-    connection = await bus.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        await bus.Topology().declare(channel)
-        consumer_channel = await connection.channel()
-        await consume_with(consumer_channel, EventIntake(sessions, worker.wake))
-        exchange = await channel.get_exchange(bus.EVENTS_EXCHANGE)
+    async with intake_exchange(amqp_url, sessions, worker) as exchange:
         for seq in (1, 2, 3, 2, 1):  # the last two: the bus redelivering
             message = aio_pika.Message(event(alice, seq), message_id=f"x:{seq}")
             await exchange.publish(message, routing_key="node.output")
         await settled(servicer, alice, endpoint.id, 3)
-    finally:
-        await connection.close()
     rows = await deliveries(servicer, alice, endpoint.id)
     assert sorted(d.event_id for d in rows) == ["x:1", "x:2", "x:3"]
     assert all(d.status == pb.DELIVERY_STATUS_DELIVERED for d in rows)
@@ -231,13 +224,7 @@ async def test_a_batch_of_events_is_recorded_for_each_owner_once(
     with WebhookReceiver() as bobs_receiver:
         bobs = await create(servicer, bob, bobs_receiver)
         worker = await start_worker()
-        connection = await bus.connect(amqp_url)
-        try:
-            channel = await connection.channel()
-            await bus.Topology().declare(channel)
-            consumer_channel = await connection.channel()
-            await consume_with(consumer_channel, EventIntake(sessions, worker.wake))
-            exchange = await channel.get_exchange(bus.EVENTS_EXCHANGE)
+        async with intake_exchange(amqp_url, sessions, worker) as exchange:
             batch = [
                 event(alice, 1),
                 event(bob, 2),
@@ -249,8 +236,6 @@ async def test_a_batch_of_events_is_recorded_for_each_owner_once(
                 await exchange.publish(aio_pika.Message(body, message_id="b"), "node.output")
             await settled(servicer, alice, alices.id, 2)
             await settled(servicer, bob, bobs.id, 1)
-        finally:
-            await connection.close()
         assert sorted(r.json()["seq"] for r in receiver.received()) == [1, 4]
         assert [r.json()["seq"] for r in bobs_receiver.received()] == [2]
         assert all(r.verified for r in receiver.received())
@@ -258,6 +243,21 @@ async def test_a_batch_of_events_is_recorded_for_each_owner_once(
 
 async def consume_with(channel: Any, intake: EventIntake) -> None:
     await bus.consume(channel, bus.WEBHOOKS_EVENTS_QUEUE, intake.handle)
+
+
+@contextlib.asynccontextmanager
+async def intake_exchange(
+    amqp_url: str, sessions: async_sessionmaker[AsyncSession], worker: Any
+) -> AsyncIterator[Any]:
+    """The events exchange on a fresh connection, with the webhook intake consuming."""
+    connection = await bus.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        await bus.Topology().declare(channel)
+        await consume_with(await connection.channel(), EventIntake(sessions, worker.wake))
+        yield await channel.get_exchange(bus.EVENTS_EXCHANGE)
+    finally:
+        await connection.close()
 
 
 async def test_retries_reuse_the_webhook_id_and_log_every_attempt(
