@@ -7,12 +7,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentloom_blocks.registry import load_blocks
+from agentloom_common.bus import SCHEDULER_EXCHANGE
+from agentloom_executor import repository, scheduling
+from agentloom_executor.graph import GraphSnapshot
+from agentloom_executor.messages import ExecutionRequested
 from agentloom_executor.server import Infra
-from agentloom_executor.tables import Execution, NodeExecution
+from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
 
 Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
 WaitTerminal = Callable[[Infra, str], Awaitable[Execution]]
@@ -232,6 +239,70 @@ async def test_a_users_extra_executions_wait_queued_in_order(
     first_end = min(e.ended_at for e in finished[:2] if e.ended_at)
     assert all(e.started_at and e.started_at >= first_end for e in finished[2:])
     assert finished[2].started_at <= finished[3].started_at  # type: ignore[operator]
+
+
+async def test_a_start_gives_way_to_an_older_parked_execution(engine: Infra) -> None:
+    """Starts driven by hand in one transaction rolled back at the end (nothing reaches the
+    bus): a request for a newer execution, while an older one of the user is parked and a
+    slot is free, parks the newer one and asks for the older; the older one starts and,
+    a slot being left, asks for the newer; which then starts."""
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
+    limits = scheduling.Limits(max_running_per_user=2)
+    someone = user()
+    async with engine.sessions() as session:
+        older = await _unrequested_execution(session, engine, graph, someone, parked=True)
+        newer = await _unrequested_execution(session, engine, graph, someone, parked=False)
+
+        async def start(execution: Execution) -> list[str]:
+            locked = await repository.lock_execution(session, str(execution.id))
+            assert locked is not None
+            rows = await scheduling.Engine(
+                session,
+                locked,
+                GraphSnapshot.from_json(graph),
+                load_blocks(),
+                engine.topology,
+                limits,
+            ).start()
+            return _requested(rows)
+
+        assert await start(newer) == [str(older.id)]
+        assert (newer.status, newer.parked) == ("QUEUED", True)
+        assert await start(older) == [str(newer.id)]
+        assert (older.status, older.parked) == ("RUNNING", False)
+        assert await start(newer) == []
+        assert (newer.status, newer.parked) == ("RUNNING", False)
+        await session.rollback()
+
+
+async def _unrequested_execution(
+    session: AsyncSession, engine: Infra, graph: dict[str, Any], user_id: str, *, parked: bool
+) -> Execution:
+    """A QUEUED execution whose request is not sent, and which the sweeper leaves alone."""
+    execution, request = await repository.create_execution(
+        session,
+        topology=engine.topology,
+        user_id=user_id,
+        graph_id="g-test",
+        graph_version=1,
+        graph=graph,
+        inputs={},
+        credentials_inputs={},
+    )
+    await session.delete(request)
+    execution.parked = parked
+    execution.requested_at = repository.now() + timedelta(hours=1)
+    await session.flush()
+    return execution
+
+
+def _requested(rows: list[OutboxMessage]) -> list[str]:
+    """The executions these outbox rows ask the scheduler to start."""
+    return [
+        ExecutionRequested.model_validate_json(row.body).execution_id
+        for row in rows
+        if row.exchange == SCHEDULER_EXCHANGE
+    ]
 
 
 async def test_stop_a_queued_execution_before_it_runs(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import Select, func, inspect, literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.sdk import ERROR_PIN, Block, BlockKind
@@ -140,26 +140,25 @@ class Engine:
 
     async def start(self) -> list[OutboxMessage]:
         """QUEUED -> RUNNING and queue the starting nodes, unless the user is at their limit
-        of running executions (it then stays QUEUED until one of theirs ends)."""
+        of running executions or an older execution of theirs waits for a slot: it is then
+        parked (stays QUEUED) until the end of a running one asks for it."""
         execution = self.execution
         if execution.status != Status.QUEUED.value:
             return []
         if execution.parent_node_execution_id is None:
-            # Executions of one user start oldest first, at most `max_running_per_user` at
-            # once. Requests arrive through several partitions in any order, so a newer one
-            # that finds an older one waiting asks for that one instead, and each start asks
-            # for the next waiting one while slots remain.
+            # Executions of one user run at most `max_running_per_user` at once, and those
+            # that had to wait start oldest first. Only a parked one needs asking for: one
+            # whose own request is on its way starts when that arrives.
             await _lock_user(self.session, execution.user_id)
-            running = await _running_count(self.session, execution.user_id)
-            if running >= self.limits.max_running_per_user:
-                return []
-            oldest = await self._oldest_waiting(exclude=None)
-            if oldest is not None and oldest != execution.id:
-                return self._request(oldest)
-            if running + 1 < self.limits.max_running_per_user:
-                following = await self._oldest_waiting(exclude=execution.id)
-                if following is not None:
-                    self._request(following)
+            running, older, following = await _slots(self.session, execution)
+            if running >= self.limits.max_running_per_user or older is not None:
+                execution.parked = True
+                if older is not None and running < self.limits.max_running_per_user:
+                    self._request(older)
+                return await self._flush()
+            if following is not None and running + 1 < self.limits.max_running_per_user:
+                self._request(following)
+        execution.parked = False
         execution.status = Status.RUNNING.value
         execution.started_at = repository.now()
         execution.deadline_at = execution.started_at + timedelta(
@@ -170,7 +169,7 @@ class Engine:
                 self._new_node_execution(node, Status.QUEUED, inputs)
         except LimitReached as error:
             return await self.end(Status.FAILED, str(error))
-        if not self.rows:
+        if not self.queued:
             return await self.end(Status.COMPLETED)
         return await self._flush()
 
@@ -305,23 +304,10 @@ class Engine:
         return self.rows
 
     async def _after_end(self) -> list[OutboxMessage]:
-        """A slot freed: ask the scheduler to start the user's oldest waiting execution."""
-        if self.execution.parent_node_execution_id is not None:
-            return []
-        waiting_id = await self._oldest_waiting(exclude=self.execution.id)
-        return self._request(waiting_id) if waiting_id is not None else []
-
-    async def _oldest_waiting(self, exclude: uuid.UUID | None) -> uuid.UUID | None:
-        query = select(Execution.id).where(
-            Execution.user_id == self.execution.user_id,
-            Execution.status == Status.QUEUED.value,
-            Execution.parent_node_execution_id.is_(None),
-        )
-        if exclude is not None:
-            query = query.where(Execution.id != exclude)
-        return await self.session.scalar(
-            query.order_by(Execution.created_at, Execution.id).limit(1)
-        )
+        """A slot freed: ask the scheduler to start the user's oldest parked execution."""
+        rows = await request_next_waiting(self.session, self.topology, self.execution)
+        self.rows += rows
+        return rows
 
     def _request(self, execution_id: uuid.UUID) -> list[OutboxMessage]:
         row = outbox.to_scheduler(
@@ -341,19 +327,14 @@ class Engine:
 async def request_next_waiting(
     session: AsyncSession, topology: Topology, execution: Execution
 ) -> list[OutboxMessage]:
-    """After `execution` ended outside the scheduler (a stop): its user's oldest waiting
-    execution may start now."""
+    """After `execution` ended (in the scheduler, a runner, or a stop): its user's oldest
+    parked execution may start now. Under the user's lock, so that an execution parked by a
+    start running at the same moment is seen here once that start commits."""
     if execution.parent_node_execution_id is not None:
         return []
+    await _lock_user(session, execution.user_id)
     waiting_id = await session.scalar(
-        select(Execution.id)
-        .where(
-            Execution.user_id == execution.user_id,
-            Execution.status == Status.QUEUED.value,
-            Execution.parent_node_execution_id.is_(None),
-        )
-        .order_by(Execution.created_at, Execution.id)
-        .limit(1)
+        _parked(execution.user_id).order_by(Execution.created_at, Execution.id).limit(1)
     )
     if waiting_id is None:
         return []
@@ -364,22 +345,46 @@ async def request_next_waiting(
     return [row]
 
 
+def _parked(user_id: str) -> Select[Any]:
+    """A user's parked executions (served by the partial index `ix_executions_parked`)."""
+    return select(Execution.id).where(
+        Execution.user_id == user_id,
+        Execution.parked.is_(True),
+        Execution.status == Status.QUEUED.value,
+        Execution.parent_node_execution_id.is_(None),
+    )
+
+
+async def _slots(
+    session: AsyncSession, execution: Execution
+) -> tuple[int, uuid.UUID | None, uuid.UUID | None]:
+    """In one statement: the user's running executions, their oldest parked execution
+    older than this one (it goes first), and their oldest parked one other than this."""
+    user_id = execution.user_id
+    oldest = (Execution.created_at, Execution.id)
+    running = select(func.count()).where(
+        Execution.user_id == user_id,
+        Execution.status == Status.RUNNING.value,
+        Execution.parent_node_execution_id.is_(None),
+    )
+    older = (
+        _parked(user_id)
+        .where(tuple_(*oldest) < tuple_(literal(execution.created_at), literal(execution.id)))
+        .order_by(*oldest)
+        .limit(1)
+    )
+    following = _parked(user_id).where(Execution.id != execution.id).order_by(*oldest).limit(1)
+    row = (
+        await session.execute(
+            select(running.scalar_subquery(), older.scalar_subquery(), following.scalar_subquery())
+        )
+    ).one()
+    return int(row[0] or 0), row[1], row[2]
+
+
 async def _lock_user(session: AsyncSession, user_id: str) -> None:
     """Serialise starts of one user's executions across scheduler partitions."""
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": user_id})
-
-
-async def _running_count(session: AsyncSession, user_id: str) -> int:
-    return int(
-        await session.scalar(
-            select(func.count()).where(
-                Execution.user_id == user_id,
-                Execution.status == Status.RUNNING.value,
-                Execution.parent_node_execution_id.is_(None),
-            )
-        )
-        or 0
-    )
 
 
 async def _waiting_by_node(

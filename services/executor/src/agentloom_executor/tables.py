@@ -54,6 +54,9 @@ class Execution(Base):
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When its start was last asked of the scheduler (the sweeper asks again if lost).
     requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # QUEUED and refused a start (the user was at their running limit, or an older one was
+    # waiting): the end of a running execution asks for the oldest parked one.
+    parked: Mapped[bool] = mapped_column(Boolean, default=False)
     # For a sub-agent's child execution: the parent's node execution waiting for it.
     parent_node_execution_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     parent_execution_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
