@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom.graphs.v1 import graphs_pb2
@@ -191,13 +191,21 @@ class GraphCache:
         self._size = size
         self._graphs: OrderedDict[str, GraphSnapshot] = OrderedDict()
 
+    def __contains__(self, execution_id: object) -> bool:
+        return str(execution_id) in self._graphs
+
     async def get(self, session: AsyncSession, execution: Execution) -> GraphSnapshot:
         """The execution's graph. The column is not loaded with the row (it is the row's
-        largest value and rarely needed): read on a miss only."""
+        largest value and rarely needed): on a miss, it is taken from the row if the caller
+        loaded it with the row (`lock_execution(with_graph=True)`), else read."""
         key = str(execution.id)
         graph = self._graphs.get(key)
         if graph is None:
-            data = await session.scalar(select(Execution.graph).where(Execution.id == execution.id))
+            if "graph" in inspect(execution).unloaded:
+                query = select(Execution.graph).where(Execution.id == execution.id)
+                data = await session.scalar(query)
+            else:
+                data = execution.graph
             graph = GraphSnapshot.from_json(data or {})
             self._graphs[key] = graph
             while len(self._graphs) > self._size:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from agentloom_common.bus import Topology
 from agentloom_executor import outbox
@@ -105,16 +106,18 @@ async def get_execution(
     return execution
 
 
-async def lock_execution(session: AsyncSession, execution_id: str) -> Execution | None:
+async def lock_execution(
+    session: AsyncSession, execution_id: str, *, with_graph: bool = False
+) -> Execution | None:
+    """The execution row, locked for this transaction; `with_graph` loads its graph
+    snapshot in the same round trip (for a caller whose cache lacks it)."""
     parsed = parse_uuid(execution_id)
     if parsed is None:
         return None
-    return await session.scalar(
-        select(Execution)
-        .where(Execution.id == parsed)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    query = select(Execution).where(Execution.id == parsed).with_for_update()
+    if with_graph:
+        query = query.options(undefer(Execution.graph))
+    return await session.scalar(query.execution_options(populate_existing=True))
 
 
 async def list_executions(
@@ -160,10 +163,15 @@ async def end_execution(
     topology: Topology,
     *,
     error: str | None = None,
+    tally: Tally | None = None,
+    may_have_children: bool = True,
 ) -> list[OutboxMessage]:
     """Move a locked, non-terminal execution to a terminal status; every node execution not
     yet finished is cancelled, runners are told to interrupt the running ones, child
-    executions (sub-agents) end with it, and a child's end finishes its parent's node."""
+    executions (sub-agents) end with it, and a child's end finishes its parent's node.
+    `tally`: the caller counted the node executions in this transaction with nothing left
+    to run (no need to count again); `may_have_children`: False when the graph runs no
+    sub-agent (no need to look for children)."""
     assert status in TERMINAL
     open_statuses = [Status.INCOMPLETE.value, Status.QUEUED.value, Status.RUNNING.value]
     interrupted = (
@@ -178,28 +186,33 @@ async def end_execution(
             .returning(NodeExecution.status)
         )
     ).all()
+    if tally is None or tally.active:
+        tally = await node_tally(session, execution.id)
+    # Set together after the last read, so they are written in one UPDATE.
+    execution.node_count = tally.ran
+    execution.cost = tally.cost
     execution.status = status.value
     execution.error = error
     execution.ended_at = now()
-    await refresh_stats(session, execution)
     rows: list[OutboxMessage] = []
     if interrupted:
         rows.append(outbox.to_control(CancelExecution(execution_id=str(execution.id))))
     session.add_all(rows)
-    children = (
-        await session.scalars(
-            select(Execution)
-            .where(
-                Execution.parent_execution_id == execution.id,
-                Execution.status.in_([Status.QUEUED.value, Status.RUNNING.value]),
+    if may_have_children:
+        children = (
+            await session.scalars(
+                select(Execution)
+                .where(
+                    Execution.parent_execution_id == execution.id,
+                    Execution.status.in_([Status.QUEUED.value, Status.RUNNING.value]),
+                )
+                .with_for_update()
             )
-            .with_for_update()
-        )
-    ).all()
-    for child in children:
-        rows += await end_execution(
-            session, child, Status.CANCELLED, topology, error="its parent execution ended"
-        )
+        ).all()
+        for child in children:
+            rows += await end_execution(
+                session, child, Status.CANCELLED, topology, error="its parent execution ended"
+            )
     if execution.parent_node_execution_id is not None and execution.parent_execution_id:
         rows += await _finish_parent_node(session, execution, topology)
     return rows
@@ -246,36 +259,36 @@ async def _finish_parent_node(
     return [row]
 
 
-async def refresh_stats(session: AsyncSession, execution: Execution) -> None:
-    ran = [Status.COMPLETED.value, Status.FAILED.value]
-    count, cost = (
-        await session.execute(
-            select(func.count(), func.coalesce(func.sum(NodeExecution.cost), 0)).where(
-                NodeExecution.execution_id == execution.id, NodeExecution.status.in_(ran)
-            )
-        )
-    ).one()
-    execution.node_count = int(count)
-    execution.cost = int(cost)
+@dataclass(frozen=True)
+class Tally:
+    """An execution's node executions: still to come, and run (with their cost)."""
+
+    active: int
+    ran: int
+    cost: int
 
 
-async def count_active_nodes(session: AsyncSession, execution_id: uuid.UUID) -> int:
-    """Node executions still to come: queued, running, or finished with outputs the
-    scheduler has not yet passed on (their result message is on its way)."""
+async def node_tally(session: AsyncSession, execution_id: uuid.UUID) -> Tally:
+    """In one statement: node executions still to come (queued, running, or finished with
+    outputs not yet passed on: their result message is on its way) and those that ran
+    (completed or failed), with their total cost."""
     active = [Status.QUEUED.value, Status.RUNNING.value]
     finished = [Status.COMPLETED.value, Status.FAILED.value]
-    return int(
-        await session.scalar(
-            select(func.count()).where(
-                NodeExecution.execution_id == execution_id,
-                or_(
-                    NodeExecution.status.in_(active),
-                    and_(NodeExecution.status.in_(finished), NodeExecution.applied.is_(False)),
-                ),
-            )
-        )
-        or 0
+    is_active = or_(
+        NodeExecution.status.in_(active),
+        and_(NodeExecution.status.in_(finished), NodeExecution.applied.is_(False)),
     )
+    ran = NodeExecution.status.in_(finished)
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(is_active),
+                func.count().filter(ran),
+                func.coalesce(func.sum(NodeExecution.cost).filter(ran), 0),
+            ).where(NodeExecution.execution_id == execution_id)
+        )
+    ).one()
+    return Tally(active=int(row[0]), ran=int(row[1]), cost=int(row[2]))
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,11 @@ class Runner:
         sent as jobs; `_run_inline` runs the inline ones in this transaction and returns
         the one left to run after the commit (docs/engine.md)."""
         async with self._sessions.begin() as session:
-            execution = await repository.lock_execution(session, str(claim.execution_id))
+            execution = await repository.lock_execution(
+                session,
+                str(claim.execution_id),
+                with_graph=claim.execution_id not in self._snapshots,
+            )
             if execution is None:
                 return None
             finished = await repository.finish_node(

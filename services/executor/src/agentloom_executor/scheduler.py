@@ -59,7 +59,9 @@ class Scheduler:
 
     async def apply(self, message: ExecutionRequested | NodeFinished) -> list[OutboxMessage]:
         async with self._sessions.begin() as session:
-            execution = await repository.lock_execution(session, message.execution_id)
+            execution = await repository.lock_execution(
+                session, message.execution_id, with_graph=message.execution_id not in self._graphs
+            )
             if execution is None:
                 log.warning("message for unknown execution %s dropped", message.execution_id)
                 return []

@@ -229,8 +229,9 @@ class Engine:
         """End the execution COMPLETED when nothing is left to run."""
         if self.execution.status != Status.RUNNING.value:
             return self.rows
-        if await repository.count_active_nodes(self.session, self.execution.id) == 0:
-            return await self.end(Status.COMPLETED)
+        tally = await repository.node_tally(self.session, self.execution.id)
+        if tally.active == 0:
+            return await self.end(Status.COMPLETED, tally=tally)
         return self.rows
 
     def _deliver(
@@ -295,13 +296,29 @@ class Engine:
         outputs[name] = [*outputs.get(name, []), value]
         self.execution.outputs = outputs
 
-    async def end(self, status: Status, error: str | None = None) -> list[OutboxMessage]:
+    async def end(
+        self, status: Status, error: str | None = None, *, tally: repository.Tally | None = None
+    ) -> list[OutboxMessage]:
         await self._flush()
         self.rows += await repository.end_execution(
-            self.session, self.execution, status, self.topology, error=error
+            self.session,
+            self.execution,
+            status,
+            self.topology,
+            error=error,
+            tally=tally,
+            may_have_children=self._may_have_children(),
         )
         await self._after_end()
         return self.rows
+
+    def _may_have_children(self) -> bool:
+        """Whether a node of this graph can start a child execution (a sub-agent)."""
+        for node in self.graph.nodes.values():
+            block = self.blocks.get(node.block_id)
+            if block is None or getattr(block, "runs_graph", False):
+                return True
+        return False
 
     async def _after_end(self) -> list[OutboxMessage]:
         """A slot freed: ask the scheduler to start the user's oldest parked execution."""
