@@ -299,9 +299,9 @@ class Runner:
                 engine.keep = lambda node: self._inline(node.block_id, free)
             engine.defer_completion = True
             await engine.apply_finished(finished, stored_applied=True)
-            following = await self._run_inline(session, engine)
+            following, tally = await self._run_inline(session, engine)
             if following is None:
-                await engine.complete_if_done()
+                await engine.complete_if_done(tally)
             if execution.ended_at is not None:
                 self._snapshots.forget(str(execution.id))
             return engine.rows, following
@@ -312,7 +312,7 @@ class Runner:
 
     async def _run_inline(
         self, session: AsyncSession, engine: scheduling.Engine
-    ) -> repository.ClaimedNode | None:
+    ) -> tuple[repository.ClaimedNode | None, repository.Tally | None]:
         """Take the node executions the engine kept for this runner (queued by this result,
         not written yet). Inline blocks (pure and quick, priced 0) run here, in this
         transaction, and what they queue in turn joins the queue, within a budget of nodes
@@ -320,13 +320,19 @@ class Runner:
         QUEUED and RUNNING events it went through), so a chain or fan-out of such nodes
         costs one commit in all. One node that is not inline (or the first one left when
         the budget is spent) is written RUNNING under this runner's lease and returned, to
-        run after the commit; the others left are written QUEUED and sent as jobs."""
+        run after the commit; the others left are written QUEUED and sent as jobs. Also
+        returns the execution's tally as it stands at the end, when it took one."""
         execution = engine.execution
         free = await self._free_blocks.current()
         budget = INLINE_MAX_NODES
         deadline = time.monotonic() + INLINE_MAX_S
         following: repository.ClaimedNode | None = None
-        while engine.kept or await self._take_siblings(session, engine, free, budget, deadline):
+        tally: repository.Tally | None = None
+        while True:
+            if not engine.kept:
+                claimed, tally = await self._take_siblings(session, engine, free, budget, deadline)
+                if not claimed:
+                    break
             node = engine.kept.popleft()
             moment = repository.now()
             if execution.status != Status.RUNNING.value:
@@ -374,7 +380,7 @@ class Runner:
             node.applied = True
             session.add(node)
             await engine.apply_finished(node, stored_applied=True)
-        return following
+        return following, tally
 
     async def _take_siblings(
         self,
@@ -383,17 +389,23 @@ class Runner:
         free: frozenset[str],
         budget: int,
         deadline: float,
-    ) -> bool:
+    ) -> tuple[bool, repository.Tally | None]:
         """With budget left, claim inline node executions of the same execution that wait
         for a runner (a fan-out's other branches) and queue them here: one statement
-        claims many, and their results are stored and passed on in this transaction."""
+        claims many, and their results are stored and passed on in this transaction.
+        Returns whether it claimed any, and the execution's tally taken first (still
+        true when it claimed none: the caller's completion check reuses it); with nothing
+        left to run at all, no claim is tried."""
         if (
             self._draining
             or budget <= 0
             or time.monotonic() > deadline
             or engine.execution.status != Status.RUNNING.value
         ):
-            return False
+            return False, None
+        tally = await repository.node_tally(session, engine.execution.id)
+        if tally.active == 0:
+            return False, tally
         block_ids = [block_id for block_id in free if self._inline(block_id, free)]
         claimed = await repository.claim_queued(
             session,
@@ -403,7 +415,7 @@ class Runner:
             lease_s=self._options.lease_s,
         )
         engine.kept.extend(claimed)
-        return bool(claimed)
+        return bool(claimed), tally
 
     @staticmethod
     def _claim_of(execution: Execution, node: NodeExecution) -> repository.ClaimedNode:

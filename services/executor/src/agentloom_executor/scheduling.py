@@ -225,11 +225,13 @@ class Engine:
             return await self.complete_if_done()
         return self.rows
 
-    async def complete_if_done(self) -> list[OutboxMessage]:
-        """End the execution COMPLETED when nothing is left to run."""
+    async def complete_if_done(self, tally: repository.Tally | None = None) -> list[OutboxMessage]:
+        """End the execution COMPLETED when nothing is left to run. `tally`: the caller
+        counted in this transaction and nothing changed since."""
         if self.execution.status != Status.RUNNING.value:
             return self.rows
-        tally = await repository.node_tally(self.session, self.execution.id)
+        if tally is None:
+            tally = await repository.node_tally(self.session, self.execution.id)
         if tally.active == 0:
             return await self.end(Status.COMPLETED, tally=tally)
         return self.rows
