@@ -27,6 +27,9 @@ class NodeJob(Envelope):
     type: Literal["node.job"] = "node.job"
     execution_id: str
     node_execution_id: str
+    # The node's block, when the sender knew it: a runner claims, runs and finishes the
+    # job of an inline block in one transaction. Optional: the claim decides, not this.
+    block_id: str | None = None
 
 
 class NodeFinished(Envelope):

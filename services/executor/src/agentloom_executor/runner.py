@@ -182,10 +182,14 @@ class Runner:
             job = NodeJob.model_validate_json(message.body)
         except ValidationError as error:
             raise PoisonMessage(f"not a node job: {error.error_count()} errors") from None
-        async with self._sessions.begin() as session:
-            claim = await repository.claim_node(
-                session, job.node_execution_id, lease_s=self._options.lease_s
-            )
+        if await self._is_inline_job(job):
+            # Claimed, run and finished in one transaction, with what it queues.
+            claim = await self._run_job_inline(job)
+        else:
+            async with self._sessions.begin() as session:
+                claim = await repository.claim_node(
+                    session, job.node_execution_id, lease_s=self._options.lease_s
+                )
         # None: finished, cancelled, not due, or owned by a live runner: nothing to do.
         while claim is not None:
             current = claim
@@ -256,6 +260,55 @@ class Runner:
         await self._outbox.flush(rows)
         return following
 
+    async def _is_inline_job(self, job: NodeJob) -> bool:
+        if job.block_id is None or self._draining:
+            return False
+        return self._inline(job.block_id, await self._free_blocks.current())
+
+    async def _run_job_inline(self, job: NodeJob) -> repository.ClaimedNode | None:
+        """The job of an inline block: the claim, the run and the result in one
+        transaction (a commit less than claiming first), the execution row locked first as
+        in `_finish`. Returns the node execution it queued and claimed to run next."""
+        block = self._blocks[job.block_id or ""]
+        async with self._sessions.begin() as session:
+            execution = await repository.lock_execution(
+                session, job.execution_id, with_graph=job.execution_id not in self._snapshots
+            )
+            if execution is None:
+                return None
+            claim = await repository.claim_node(
+                session, job.node_execution_id, lease_s=self._options.lease_s
+            )
+            if claim is None:
+                return None
+            outcome = await self._run_quick(block, claim)
+            policy = self._options.retry.with_overrides(claim.config)
+            if outcome.retryable and policy.allows_another(claim.attempt):
+                delay = policy.delay_s(claim.attempt)
+                await repository.requeue_node(
+                    session,
+                    claim,
+                    retry_at=repository.now() + timedelta(seconds=delay),
+                    error=f"attempt {claim.attempt} failed: {outcome.error}",
+                )
+                return None
+            passed = await self._pass_on(session, execution, claim, outcome, 0)
+        if passed is None:
+            return None
+        rows, following = passed
+        await self._outbox.flush(rows)
+        return following
+
+    async def _run_quick(self, block: type[Block], claim: repository.ClaimedNode) -> Outcome:
+        """Run an inline block within its node's timeout (no task of its own: a stop
+        rolls its transaction back by ending the execution, which the claim then sees)."""
+        timeout_s = self._timeout_s(claim.config)
+        try:
+            return await asyncio.wait_for(self._run(block, claim), timeout_s)
+        except TimeoutError:
+            message = f"timed out after {timeout_s:g}s"
+            return Outcome(Status.FAILED, [[ERROR_PIN, message]], message)
+
     async def _finish(
         self, claim: repository.ClaimedNode, outcome: Outcome, cost: int
     ) -> tuple[list[OutboxMessage], repository.ClaimedNode | None] | None:
@@ -275,36 +328,48 @@ class Runner:
             )
             if execution is None:
                 return None
-            finished = await repository.finish_node(
-                session,
-                claim,
-                status=outcome.status,
-                outputs=outcome.outputs,
-                error=outcome.error,
-                cost=cost,
-                applied=execution.status == Status.RUNNING.value,
-            )
-            if finished is None:
-                return None
-            engine = scheduling.Engine(
-                session,
-                execution,
-                await self._snapshots.get(session, execution),
-                self._blocks,
-                self._topology,
-                self._options.limits,
-            )
-            if not self._draining:
-                free = await self._free_blocks.current()
-                engine.keep = lambda node: self._inline(node.block_id, free)
-            engine.defer_completion = True
-            await engine.apply_finished(finished, stored_applied=True)
-            following, tally = await self._run_inline(session, engine)
-            if following is None:
-                await engine.complete_if_done(tally)
-            if execution.ended_at is not None:
-                self._snapshots.forget(str(execution.id))
-            return engine.rows, following
+            return await self._pass_on(session, execution, claim, outcome, cost)
+
+    async def _pass_on(
+        self,
+        session: AsyncSession,
+        execution: Execution,
+        claim: repository.ClaimedNode,
+        outcome: Outcome,
+        cost: int,
+    ) -> tuple[list[OutboxMessage], repository.ClaimedNode | None] | None:
+        """`_finish`'s work once the execution row is locked: store the result, pass it
+        on, run what it queued inline, and end the execution if nothing is left."""
+        finished = await repository.finish_node(
+            session,
+            claim,
+            status=outcome.status,
+            outputs=outcome.outputs,
+            error=outcome.error,
+            cost=cost,
+            applied=execution.status == Status.RUNNING.value,
+        )
+        if finished is None:
+            return None
+        engine = scheduling.Engine(
+            session,
+            execution,
+            await self._snapshots.get(session, execution),
+            self._blocks,
+            self._topology,
+            self._options.limits,
+        )
+        if not self._draining:
+            free = await self._free_blocks.current()
+            engine.keep = lambda node: self._inline(node.block_id, free)
+        engine.defer_completion = True
+        await engine.apply_finished(finished, stored_applied=True)
+        following, tally = await self._run_inline(session, engine)
+        if following is None:
+            await engine.complete_if_done(tally)
+        if execution.ended_at is not None:
+            self._snapshots.forget(str(execution.id))
+        return engine.rows, following
 
     def _inline(self, block_id: str, free: frozenset[str]) -> bool:
         block = self._blocks.get(block_id)
@@ -355,14 +420,7 @@ class Runner:
             if not claimed:
                 node.status, node.attempt, node.started_at = Status.RUNNING.value, 1, moment
             block = self._blocks[node.block_id]
-            timeout_s = self._timeout_s(node.config)
-            try:
-                outcome = await asyncio.wait_for(
-                    self._run(block, self._claim_of(execution, node)), timeout_s
-                )
-            except TimeoutError:
-                message = f"timed out after {timeout_s:g}s"
-                outcome = Outcome(Status.FAILED, [[ERROR_PIN, message]], message)
+            outcome = await self._run_quick(block, self._claim_of(execution, node))
             policy = self._options.retry.with_overrides(node.config)
             if outcome.retryable and policy.allows_another(node.attempt):
                 node.status = Status.QUEUED.value

@@ -127,7 +127,11 @@ class Engine:
 
     def _job(self, node_execution: NodeExecution) -> OutboxMessage:
         return outbox.to_runners(
-            NodeJob(execution_id=str(self.execution.id), node_execution_id=str(node_execution.id))
+            NodeJob(
+                execution_id=str(self.execution.id),
+                node_execution_id=str(node_execution.id),
+                block_id=node_execution.block_id,
+            )
         )
 
     def release(self, node_execution: NodeExecution) -> None:

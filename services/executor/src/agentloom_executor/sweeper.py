@@ -80,7 +80,11 @@ class Sweeper:
     def _job(self, node: NodeExecution) -> OutboxMessage:
         node.dispatched_at = repository.now()
         return outbox.to_runners(
-            NodeJob(execution_id=str(node.execution_id), node_execution_id=str(node.id))
+            NodeJob(
+                execution_id=str(node.execution_id),
+                node_execution_id=str(node.id),
+                block_id=node.block_id,
+            )
         )
 
     async def _nodes(self, session: AsyncSession) -> list[OutboxMessage]:
