@@ -170,6 +170,35 @@ async def test_a_chain_of_inline_blocks_needs_one_job_and_reports_every_event(
     assert all(n.started_at is not None and n.started_at <= n.ended_at for n in nodes)
 
 
+async def test_an_inline_job_sent_again_finds_its_node_done(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    """The job of an inline block is claimed, run and finished in one transaction. Sent
+    again after the execution ended, naming its block (as the scheduler now sends it) or
+    not (as before), it finds the node done: nothing runs twice, nothing changes."""
+    execution_id = await submit(engine, INLINE_CHAIN, {"w": '{"a": 1}'}, _user())
+    execution = await wait_terminal(engine, execution_id)
+    assert execution.status == "COMPLETED" and execution.outputs == {"result": [{"a": 1}]}
+    before = await _nodes_of(engine, execution_id)
+    first = next(node for node in before if node.node_id == "in")
+    for block_id in ("text_input_block", None):
+        job = NodeJob(execution_id=execution_id, node_execution_id=str(first.id), block_id=block_id)
+        await engine.publisher.publish(
+            JOBS_EXCHANGE,
+            JOBS_ROUTING_KEY,
+            job.model_dump_json().encode(),
+            message_id=job.message_id,
+        )
+    await asyncio.sleep(1.0)
+    after = await _nodes_of(engine, execution_id)
+
+    def state(nodes: list[NodeExecution]) -> list[tuple[Any, ...]]:
+        return [(n.id, n.status, n.attempt, n.outputs, n.ended_at) for n in nodes]
+
+    assert state(after) == state(before)
+    assert all(node.attempt == 1 for node in after)
+
+
 FAN_OUT = {
     "nodes": [
         {"id": "each", "block_id": "step_through_items_block", "input_default": {}},
