@@ -243,36 +243,67 @@ async def test_a_users_extra_executions_wait_queued_in_order(
 
 async def test_a_start_gives_way_to_an_older_parked_execution(engine: Infra) -> None:
     """Starts driven by hand in one transaction rolled back at the end (nothing reaches the
-    bus): a request for a newer execution, while an older one of the user is parked and a
-    slot is free, parks the newer one and asks for the older; the older one starts and,
-    a slot being left, asks for the newer; which then starts."""
+    bus), with a limit of one running execution: a request for a newer execution, while an
+    older one is parked and the slot free, parks the newer one and asks for the older; the
+    older one starts; the newer one, asked again, stays parked (the slot is taken)."""
     graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
-    limits = scheduling.Limits(max_running_per_user=2)
+    limits = scheduling.Limits(max_running_per_user=1)
     someone = user()
     async with engine.sessions() as session:
         older = await _unrequested_execution(session, engine, graph, someone, parked=True)
         newer = await _unrequested_execution(session, engine, graph, someone, parked=False)
 
-        async def start(execution: Execution) -> list[str]:
-            locked = await repository.lock_execution(session, str(execution.id))
-            assert locked is not None
-            rows = await scheduling.Engine(
-                session,
-                locked,
-                GraphSnapshot.from_json(graph),
-                load_blocks(),
-                engine.topology,
-                limits,
-            ).start()
-            return _requested(rows)
-
-        assert await start(newer) == [str(older.id)]
+        assert await _start(session, engine, newer, limits) == [str(older.id)]
         assert (newer.status, newer.parked) == ("QUEUED", True)
-        assert await start(older) == [str(newer.id)]
+        assert await _start(session, engine, older, limits) == []
         assert (older.status, older.parked) == ("RUNNING", False)
-        assert await start(newer) == []
-        assert (newer.status, newer.parked) == ("RUNNING", False)
+        assert await _start(session, engine, newer, limits) == []
+        assert (newer.status, newer.parked) == ("QUEUED", True)
         await session.rollback()
+
+
+async def test_a_start_waits_for_an_older_execution_whose_request_is_on_its_way(
+    engine: Infra,
+) -> None:
+    """Requests reach the partitions in any order: with one slot, the newer execution's
+    request arriving first parks it without asking for anything (the older one's own
+    request is on its way); the older one then starts; with two slots both start."""
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
+    someone = user()
+    async with engine.sessions() as session:
+        older = await _unrequested_execution(session, engine, graph, someone, parked=False)
+        newer = await _unrequested_execution(session, engine, graph, someone, parked=False)
+        one = scheduling.Limits(max_running_per_user=1)
+        assert await _start(session, engine, newer, one) == []
+        assert (newer.status, newer.parked) == ("QUEUED", True)
+        assert await _start(session, engine, older, one) == []
+        assert older.status == "RUNNING" and newer.status == "QUEUED"
+        await session.rollback()
+    async with engine.sessions() as session:
+        older = await _unrequested_execution(session, engine, graph, someone, parked=False)
+        newer = await _unrequested_execution(session, engine, graph, someone, parked=False)
+        two = scheduling.Limits(max_running_per_user=2)
+        assert await _start(session, engine, newer, two) == []
+        assert await _start(session, engine, older, two) == []
+        assert (older.status, newer.status) == ("RUNNING", "RUNNING")
+        await session.rollback()
+
+
+async def _start(
+    session: AsyncSession, engine: Infra, execution: Execution, limits: scheduling.Limits
+) -> list[str]:
+    """Apply an `execution.requested` by hand; the executions it asks for in turn."""
+    locked = await repository.lock_execution(session, str(execution.id), with_graph=True)
+    assert locked is not None
+    rows = await scheduling.Engine(
+        session,
+        locked,
+        GraphSnapshot.from_json(locked.graph),
+        load_blocks(),
+        engine.topology,
+        limits,
+    ).start()
+    return _requested(rows)
 
 
 async def _unrequested_execution(

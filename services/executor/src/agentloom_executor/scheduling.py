@@ -150,18 +150,20 @@ class Engine:
         if execution.status != Status.QUEUED.value:
             return []
         if execution.parent_node_execution_id is None:
-            # Executions of one user run at most `max_running_per_user` at once, and those
-            # that had to wait start oldest first. Only a parked one needs asking for: one
-            # whose own request is on its way starts when that arrives.
+            # Executions of one user run at most `max_running_per_user` at once, oldest
+            # first: this one starts only if the slots left cover every older one still
+            # waiting (requests reach the partitions in any order). Only a parked one needs
+            # asking for: one whose own request is on its way starts when that arrives.
+            limit = self.limits.max_running_per_user
             await _lock_user(self.session, execution.user_id)
-            running, older, following = await _slots(self.session, execution)
-            if running >= self.limits.max_running_per_user or older is not None:
+            slots = await _slots(self.session, execution, limit)
+            if slots.running + slots.ahead >= limit:
                 execution.parked = True
-                if older is not None and running < self.limits.max_running_per_user:
-                    self._request(older)
+                if slots.older_parked is not None and slots.running < limit:
+                    self._request(slots.older_parked)
                 return await self._flush()
-            if following is not None and running + 1 < self.limits.max_running_per_user:
-                self._request(following)
+            if slots.other_parked is not None and slots.running + 1 < limit:
+                self._request(slots.other_parked)
         execution.parked = False
         execution.status = Status.RUNNING.value
         execution.started_at = repository.now()
@@ -378,31 +380,44 @@ def _parked(user_id: str) -> Select[Any]:
     )
 
 
-async def _slots(
-    session: AsyncSession, execution: Execution
-) -> tuple[int, uuid.UUID | None, uuid.UUID | None]:
-    """In one statement: the user's running executions, their oldest parked execution
-    older than this one (it goes first), and their oldest parked one other than this."""
+@dataclass(frozen=True)
+class Slots:
+    """What a start of a user's execution must know, read in one statement."""
+
+    running: int
+    # QUEUED executions of the user older than this one (parked, or their request on its
+    # way), counted up to the limit: each is owed a slot before this one.
+    ahead: int
+    # The oldest parked one older than this one, and the oldest parked one other than it.
+    older_parked: uuid.UUID | None
+    other_parked: uuid.UUID | None
+
+
+async def _slots(session: AsyncSession, execution: Execution, limit: int) -> Slots:
     user_id = execution.user_id
     oldest = (Execution.created_at, Execution.id)
-    running = select(func.count()).where(
-        Execution.user_id == user_id,
-        Execution.status == Status.RUNNING.value,
-        Execution.parent_node_execution_id.is_(None),
+    before = tuple_(*oldest) < tuple_(literal(execution.created_at), literal(execution.id))
+    top_level = (Execution.user_id == user_id, Execution.parent_node_execution_id.is_(None))
+    running = select(func.count()).where(*top_level, Execution.status == Status.RUNNING.value)
+    ahead = (
+        select(Execution.id)
+        .where(*top_level, Execution.status == Status.QUEUED.value, before)
+        .limit(limit)
+        .subquery()
     )
-    older = (
-        _parked(user_id)
-        .where(tuple_(*oldest) < tuple_(literal(execution.created_at), literal(execution.id)))
-        .order_by(*oldest)
-        .limit(1)
-    )
-    following = _parked(user_id).where(Execution.id != execution.id).order_by(*oldest).limit(1)
+    older = _parked(user_id).where(before).order_by(*oldest).limit(1)
+    other = _parked(user_id).where(Execution.id != execution.id).order_by(*oldest).limit(1)
     row = (
         await session.execute(
-            select(running.scalar_subquery(), older.scalar_subquery(), following.scalar_subquery())
+            select(
+                running.scalar_subquery(),
+                select(func.count()).select_from(ahead).scalar_subquery(),
+                older.scalar_subquery(),
+                other.scalar_subquery(),
+            )
         )
     ).one()
-    return int(row[0] or 0), row[1], row[2]
+    return Slots(int(row[0] or 0), int(row[1] or 0), row[2], row[3])
 
 
 async def _lock_user(session: AsyncSession, user_id: str) -> None:
