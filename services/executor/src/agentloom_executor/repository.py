@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -106,6 +107,17 @@ async def get_execution(
     return execution
 
 
+# The hot path's statements are built once: building one (clauses, coercions, its cache
+# key) cost more Python time than running it. Parameters are bound at execution.
+_LOCK = (
+    select(Execution)
+    .where(Execution.id == bindparam("execution"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCK_WITH_GRAPH = _LOCK.options(undefer(Execution.graph))
+
+
 async def lock_execution(
     session: AsyncSession, execution_id: str, *, with_graph: bool = False
 ) -> Execution | None:
@@ -114,10 +126,8 @@ async def lock_execution(
     parsed = parse_uuid(execution_id)
     if parsed is None:
         return None
-    query = select(Execution).where(Execution.id == parsed).with_for_update()
-    if with_graph:
-        query = query.options(undefer(Execution.graph))
-    return await session.scalar(query.execution_options(populate_existing=True))
+    query = _LOCK_WITH_GRAPH if with_graph else _LOCK
+    return await session.scalar(query, {"execution": parsed})
 
 
 async def list_executions(
@@ -156,6 +166,20 @@ async def list_node_executions(
     ).all()
 
 
+_CANCEL_OPEN = (
+    update(NodeExecution)
+    .execution_options(synchronize_session=False)
+    .where(
+        NodeExecution.execution_id == bindparam("execution"),
+        NodeExecution.status.in_(
+            [Status.INCOMPLETE.value, Status.QUEUED.value, Status.RUNNING.value]
+        ),
+    )
+    .values(status=Status.CANCELLED.value, ended_at=bindparam("moment"), lease_expires_at=None)
+    .returning(NodeExecution.status)
+)
+
+
 async def end_execution(
     session: AsyncSession,
     execution: Execution,
@@ -173,18 +197,8 @@ async def end_execution(
     to run (no need to count again); `may_have_children`: False when the graph runs no
     sub-agent (no need to look for children)."""
     assert status in TERMINAL
-    open_statuses = [Status.INCOMPLETE.value, Status.QUEUED.value, Status.RUNNING.value]
     interrupted = (
-        await session.execute(
-            update(NodeExecution)
-            .execution_options(synchronize_session=False)
-            .where(
-                NodeExecution.execution_id == execution.id,
-                NodeExecution.status.in_(open_statuses),
-            )
-            .values(status=Status.CANCELLED.value, ended_at=now(), lease_expires_at=None)
-            .returning(NodeExecution.status)
-        )
+        await session.execute(_CANCEL_OPEN, {"execution": execution.id, "moment": now()})
     ).all()
     if tally is None or tally.active:
         tally = await node_tally(session, execution.id)
@@ -268,26 +282,28 @@ class Tally:
     cost: int
 
 
+def _tally_statement() -> Select[int, int, int]:
+    finished = [Status.COMPLETED.value, Status.FAILED.value]
+    is_active = or_(
+        NodeExecution.status.in_([Status.QUEUED.value, Status.RUNNING.value]),
+        and_(NodeExecution.status.in_(finished), NodeExecution.applied.is_(False)),
+    )
+    ran = NodeExecution.status.in_(finished)
+    return select(
+        func.count().filter(is_active),
+        func.count().filter(ran),
+        func.coalesce(func.sum(NodeExecution.cost).filter(ran), 0),
+    ).where(NodeExecution.execution_id == bindparam("execution"))
+
+
+_TALLY = _tally_statement()
+
+
 async def node_tally(session: AsyncSession, execution_id: uuid.UUID) -> Tally:
     """In one statement: node executions still to come (queued, running, or finished with
     outputs not yet passed on: their result message is on its way) and those that ran
     (completed or failed), with their total cost."""
-    active = [Status.QUEUED.value, Status.RUNNING.value]
-    finished = [Status.COMPLETED.value, Status.FAILED.value]
-    is_active = or_(
-        NodeExecution.status.in_(active),
-        and_(NodeExecution.status.in_(finished), NodeExecution.applied.is_(False)),
-    )
-    ran = NodeExecution.status.in_(finished)
-    row = (
-        await session.execute(
-            select(
-                func.count().filter(is_active),
-                func.count().filter(ran),
-                func.coalesce(func.sum(NodeExecution.cost).filter(ran), 0),
-            ).where(NodeExecution.execution_id == execution_id)
-        )
-    ).one()
+    row = (await session.execute(_TALLY, {"execution": execution_id})).one()
     return Tally(active=int(row[0]), ran=int(row[1]), cost=int(row[2]))
 
 
@@ -306,6 +322,49 @@ class ClaimedNode:
     credentials_inputs: dict[str, Any] | None = None
 
 
+_CLAIM = (
+    update(NodeExecution)
+    .execution_options(synchronize_session=False)
+    .where(
+        NodeExecution.id == bindparam("node_execution"),
+        or_(
+            and_(
+                NodeExecution.status == Status.QUEUED.value,
+                or_(
+                    NodeExecution.retry_at.is_(None),
+                    NodeExecution.retry_at <= bindparam("moment"),
+                ),
+            ),
+            and_(
+                NodeExecution.status == Status.RUNNING.value,
+                NodeExecution.lease_expires_at < bindparam("moment"),
+            ),
+        ),
+        NodeExecution.execution_id == Execution.id,
+        Execution.status == Status.RUNNING.value,
+    )
+    .values(
+        status=Status.RUNNING.value,
+        attempt=NodeExecution.attempt + 1,
+        started_at=bindparam("moment"),
+        lease_expires_at=bindparam("lease_until"),
+        retry_at=None,
+    )
+    .returning(
+        NodeExecution.execution_id,
+        NodeExecution.node_id,
+        NodeExecution.block_id,
+        NodeExecution.inputs,
+        NodeExecution.attempt,
+        Execution.user_id,
+        Execution.graph_id,
+        NodeExecution.config,
+        Execution.max_credits,
+        Execution.credentials_inputs,
+    )
+)
+
+
 async def claim_node(
     session: AsyncSession, node_execution_id: str, *, lease_s: float
 ) -> ClaimedNode | None:
@@ -317,46 +376,12 @@ async def claim_node(
     if parsed is None:
         return None
     moment = now()
-    row = (
-        await session.execute(
-            update(NodeExecution)
-            .execution_options(synchronize_session=False)
-            .where(
-                NodeExecution.id == parsed,
-                or_(
-                    and_(
-                        NodeExecution.status == Status.QUEUED.value,
-                        or_(NodeExecution.retry_at.is_(None), NodeExecution.retry_at <= moment),
-                    ),
-                    and_(
-                        NodeExecution.status == Status.RUNNING.value,
-                        NodeExecution.lease_expires_at < moment,
-                    ),
-                ),
-                NodeExecution.execution_id == Execution.id,
-                Execution.status == Status.RUNNING.value,
-            )
-            .values(
-                status=Status.RUNNING.value,
-                attempt=NodeExecution.attempt + 1,
-                started_at=moment,
-                lease_expires_at=moment + timedelta(seconds=lease_s),
-                retry_at=None,
-            )
-            .returning(
-                NodeExecution.execution_id,
-                NodeExecution.node_id,
-                NodeExecution.block_id,
-                NodeExecution.inputs,
-                NodeExecution.attempt,
-                Execution.user_id,
-                Execution.graph_id,
-                NodeExecution.config,
-                Execution.max_credits,
-                Execution.credentials_inputs,
-            )
-        )
-    ).one_or_none()
+    params = {
+        "node_execution": parsed,
+        "moment": moment,
+        "lease_until": moment + timedelta(seconds=lease_s),
+    }
+    row = (await session.execute(_CLAIM, params)).one_or_none()
     if row is None:
         return None
     return ClaimedNode(parsed, *row)
@@ -458,6 +483,32 @@ async def requeue_node(
     return result.one_or_none() is not None
 
 
+def _finish_statement(status: Status) -> Update:
+    return (
+        update(NodeExecution)
+        .where(
+            NodeExecution.id == bindparam("node_execution"),
+            NodeExecution.status.in_(sources_of(status)),
+            NodeExecution.status == Status.RUNNING.value,
+            NodeExecution.attempt == bindparam("claimed_attempt"),
+        )
+        .values(
+            status=status.value,
+            outputs=bindparam("new_outputs", type_=JSONB),
+            error=bindparam("new_error"),
+            cost=bindparam("new_cost"),
+            ended_at=bindparam("moment"),
+            lease_expires_at=None,
+            applied=bindparam("new_applied"),
+        )
+        .returning(NodeExecution)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+
+
+_FINISH = {status: _finish_statement(status) for status in (Status.COMPLETED, Status.FAILED)}
+
+
 async def finish_node(
     session: AsyncSession,
     claim: ClaimedNode,
@@ -474,26 +525,16 @@ async def finish_node(
     Returns None, storing nothing, when this attempt no longer owns the node execution
     (it was cancelled, or a newer attempt took it over)."""
     # One round trip: the stored row comes back as the (refreshed) ORM object.
-    stored = await session.scalars(
-        update(NodeExecution)
-        .where(
-            NodeExecution.id == claim.node_execution_id,
-            NodeExecution.status.in_(sources_of(status)),
-            NodeExecution.status == Status.RUNNING.value,
-            NodeExecution.attempt == claim.attempt,
-        )
-        .values(
-            status=status.value,
-            outputs=outputs,
-            error=error,
-            cost=cost,
-            ended_at=now(),
-            lease_expires_at=None,
-            applied=applied,
-        )
-        .returning(NodeExecution),
-        execution_options={"synchronize_session": False, "populate_existing": True},
-    )
+    params = {
+        "node_execution": claim.node_execution_id,
+        "claimed_attempt": claim.attempt,
+        "new_outputs": outputs,
+        "new_error": error,
+        "new_cost": cost,
+        "moment": now(),
+        "new_applied": applied,
+    }
+    stored = await session.scalars(_FINISH[status], params)
     return stored.one_or_none()
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, inspect, literal, select, text, tuple_
+from sqlalchemy import Select, bindparam, func, inspect, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.sdk import ERROR_PIN, Block, BlockKind
@@ -358,9 +358,7 @@ async def request_next_waiting(
     if execution.parent_node_execution_id is not None:
         return []
     await _lock_user(session, execution.user_id)
-    waiting_id = await session.scalar(
-        _parked(execution.user_id).order_by(Execution.created_at, Execution.id).limit(1)
-    )
+    waiting_id = await session.scalar(_OLDEST_PARKED, {"user": execution.user_id})
     if waiting_id is None:
         return []
     row = outbox.to_scheduler(
@@ -370,14 +368,18 @@ async def request_next_waiting(
     return [row]
 
 
-def _parked(user_id: str) -> Select[Any]:
-    """A user's parked executions (served by the partial index `ix_executions_parked`)."""
+def _parked() -> Select[Any]:
+    """The user's (`:user`) parked executions (the partial index `ix_executions_parked`)."""
     return select(Execution.id).where(
-        Execution.user_id == user_id,
+        Execution.user_id == bindparam("user"),
         Execution.parked.is_(True),
         Execution.status == Status.QUEUED.value,
         Execution.parent_node_execution_id.is_(None),
     )
+
+
+_OLDEST = (Execution.created_at, Execution.id)
+_OLDEST_PARKED = _parked().order_by(*_OLDEST).limit(1)
 
 
 @dataclass(frozen=True)
@@ -393,36 +395,49 @@ class Slots:
     other_parked: uuid.UUID | None
 
 
-async def _slots(session: AsyncSession, execution: Execution, limit: int) -> Slots:
-    user_id = execution.user_id
-    oldest = (Execution.created_at, Execution.id)
-    before = tuple_(*oldest) < tuple_(literal(execution.created_at), literal(execution.id))
-    top_level = (Execution.user_id == user_id, Execution.parent_node_execution_id.is_(None))
+def _slots_statement() -> Select[Any]:
+    before = tuple_(*_OLDEST) < tuple_(bindparam("created"), bindparam("execution"))
+    top_level = (
+        Execution.user_id == bindparam("user"),
+        Execution.parent_node_execution_id.is_(None),
+    )
     running = select(func.count()).where(*top_level, Execution.status == Status.RUNNING.value)
     ahead = (
         select(Execution.id)
         .where(*top_level, Execution.status == Status.QUEUED.value, before)
-        .limit(limit)
+        .limit(bindparam("limit"))
         .subquery()
     )
-    older = _parked(user_id).where(before).order_by(*oldest).limit(1)
-    other = _parked(user_id).where(Execution.id != execution.id).order_by(*oldest).limit(1)
-    row = (
-        await session.execute(
-            select(
-                running.scalar_subquery(),
-                select(func.count()).select_from(ahead).scalar_subquery(),
-                older.scalar_subquery(),
-                other.scalar_subquery(),
-            )
-        )
-    ).one()
+    older = _parked().where(before).order_by(*_OLDEST).limit(1)
+    other = _parked().where(Execution.id != bindparam("execution")).order_by(*_OLDEST).limit(1)
+    return select(
+        running.scalar_subquery(),
+        select(func.count()).select_from(ahead).scalar_subquery(),
+        older.scalar_subquery(),
+        other.scalar_subquery(),
+    )
+
+
+_SLOTS = _slots_statement()
+
+
+async def _slots(session: AsyncSession, execution: Execution, limit: int) -> Slots:
+    params = {
+        "user": execution.user_id,
+        "created": execution.created_at,
+        "execution": execution.id,
+        "limit": limit,
+    }
+    row = (await session.execute(_SLOTS, params)).one()
     return Slots(int(row[0] or 0), int(row[1] or 0), row[2], row[3])
+
+
+_LOCK_USER = text("SELECT pg_advisory_xact_lock(hashtext(:user))")
 
 
 async def _lock_user(session: AsyncSession, user_id: str) -> None:
     """Serialise starts of one user's executions across scheduler partitions."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": user_id})
+    await session.execute(_LOCK_USER, {"user": user_id})
 
 
 async def _waiting_by_node(
