@@ -115,19 +115,31 @@ _LOCK = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-_LOCK_WITH_GRAPH = _LOCK.options(undefer(Execution.graph))
+_LOCKS = {
+    (with_graph, skip_locked): (
+        (_LOCK.options(undefer(Execution.graph)) if with_graph else _LOCK).with_for_update(
+            skip_locked=skip_locked
+        )
+    )
+    for with_graph in (False, True)
+    for skip_locked in (False, True)
+}
 
 
 async def lock_execution(
-    session: AsyncSession, execution_id: str, *, with_graph: bool = False
+    session: AsyncSession,
+    execution_id: str,
+    *,
+    with_graph: bool = False,
+    skip_locked: bool = False,
 ) -> Execution | None:
     """The execution row, locked for this transaction; `with_graph` loads its graph
-    snapshot in the same round trip (for a caller whose cache lacks it)."""
+    snapshot in the same round trip (for a caller whose cache lacks it); `skip_locked`:
+    None at once, rather than waiting, when another transaction holds the row."""
     parsed = parse_uuid(execution_id)
     if parsed is None:
         return None
-    query = _LOCK_WITH_GRAPH if with_graph else _LOCK
-    return await session.scalar(query, {"execution": parsed})
+    return await session.scalar(_LOCKS[(with_graph, skip_locked)], {"execution": parsed})
 
 
 async def list_executions(

@@ -182,10 +182,11 @@ class Runner:
             job = NodeJob.model_validate_json(message.body)
         except ValidationError as error:
             raise PoisonMessage(f"not a node job: {error.error_count()} errors") from None
+        handled, claim = False, None
         if await self._is_inline_job(job):
             # Claimed, run and finished in one transaction, with what it queues.
-            claim = await self._run_job_inline(job)
-        else:
+            handled, claim = await self._run_job_inline(job)
+        if not handled:
             async with self._sessions.begin() as session:
                 claim = await repository.claim_node(
                     session, job.node_execution_id, lease_s=self._options.lease_s
@@ -265,22 +266,28 @@ class Runner:
             return False
         return self._inline(job.block_id, await self._free_blocks.current())
 
-    async def _run_job_inline(self, job: NodeJob) -> repository.ClaimedNode | None:
+    async def _run_job_inline(self, job: NodeJob) -> tuple[bool, repository.ClaimedNode | None]:
         """The job of an inline block: the claim, the run and the result in one
         transaction (a commit less than claiming first), the execution row locked first as
-        in `_finish`. Returns the node execution it queued and claimed to run next."""
+        in `_finish`. Returns whether it handled the job, and the node execution it queued
+        and claimed to run next. Not handled when another transaction holds the execution
+        (a runner working through a fan-out, which has likely claimed this node already):
+        the caller claims it the usual way rather than wait for that transaction."""
         block = self._blocks[job.block_id or ""]
         async with self._sessions.begin() as session:
             execution = await repository.lock_execution(
-                session, job.execution_id, with_graph=job.execution_id not in self._snapshots
+                session,
+                job.execution_id,
+                with_graph=job.execution_id not in self._snapshots,
+                skip_locked=True,
             )
             if execution is None:
-                return None
+                return False, None
             claim = await repository.claim_node(
                 session, job.node_execution_id, lease_s=self._options.lease_s
             )
             if claim is None:
-                return None
+                return True, None
             outcome = await self._run_quick(block, claim)
             policy = self._options.retry.with_overrides(claim.config)
             if outcome.retryable and policy.allows_another(claim.attempt):
@@ -291,13 +298,13 @@ class Runner:
                     retry_at=repository.now() + timedelta(seconds=delay),
                     error=f"attempt {claim.attempt} failed: {outcome.error}",
                 )
-                return None
+                return True, None
             passed = await self._pass_on(session, execution, claim, outcome, 0)
         if passed is None:
-            return None
+            return True, None
         rows, following = passed
         await self._outbox.flush(rows)
-        return following
+        return True, following
 
     async def _run_quick(self, block: type[Block], claim: repository.ClaimedNode) -> Outcome:
         """Run an inline block within its node's timeout (no task of its own: a stop
@@ -393,9 +400,13 @@ class Runner:
         deadline = time.monotonic() + INLINE_MAX_S
         following: repository.ClaimedNode | None = None
         tally: repository.Tally | None = None
+        tries = 0
         while True:
             if not engine.kept:
-                claimed, tally = await self._take_siblings(session, engine, free, budget, deadline)
+                claimed, tally = await self._take_siblings(
+                    session, engine, free, budget, deadline, count_first=tries == 0
+                )
+                tries += 1
                 if not claimed:
                     break
             node = engine.kept.popleft()
@@ -447,13 +458,16 @@ class Runner:
         free: frozenset[str],
         budget: int,
         deadline: float,
+        *,
+        count_first: bool,
     ) -> tuple[bool, repository.Tally | None]:
         """With budget left, claim inline node executions of the same execution that wait
         for a runner (a fan-out's other branches) and queue them here: one statement
         claims many, and their results are stored and passed on in this transaction.
-        Returns whether it claimed any, and the execution's tally taken first (still
-        true when it claimed none: the caller's completion check reuses it); with nothing
-        left to run at all, no claim is tried."""
+        Returns whether it claimed any, and, when `count_first` (the transaction's first
+        try: a chain's only one), the execution's tally taken before: with nothing left to
+        run no claim is tried, and with nothing claimed the completion check reuses it.
+        Later tries only claim (a count reads every node execution of the execution)."""
         if (
             self._draining
             or budget <= 0
@@ -461,9 +475,11 @@ class Runner:
             or engine.execution.status != Status.RUNNING.value
         ):
             return False, None
-        tally = await repository.node_tally(session, engine.execution.id)
-        if tally.active == 0:
-            return False, tally
+        tally = None
+        if count_first:
+            tally = await repository.node_tally(session, engine.execution.id)
+            if tally.active == 0:
+                return False, tally
         block_ids = [block_id for block_id in free if self._inline(block_id, free)]
         claimed = await repository.claim_queued(
             session,
