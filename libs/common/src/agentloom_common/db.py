@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -9,18 +13,57 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# A pooled connection idle longer than this is pinged before it is handed out.
+PING_IDLE_S = 1.0
+_IDLE_SINCE = "agentloom_idle_since"
 
-def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
-    """An asyncpg engine. With pre-ping a restarted PostgreSQL costs nothing but a ping per
-    checkout; without it (hot paths whose work is retried anyway) the first use of a dead
-    connection fails once and the pool drops it."""
-    return create_async_engine(
+
+def create_engine(
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    pre_ping: bool = True,
+    ping_idle_s: float = PING_IDLE_S,
+) -> AsyncEngine:
+    """An asyncpg engine. With pre-ping, a connection that sat in the pool longer than
+    `ping_idle_s` is pinged before use, so a restarted PostgreSQL costs a ping after a
+    pause, not a failed request; one reused at once is not (SQLAlchemy's own pre-ping is
+    three round trips on asyncpg, BEGIN, `;`, ROLLBACK, on every checkout). Without it (hot
+    paths whose work is retried anyway) the first use of a dead connection fails once and
+    the pool drops it."""
+    engine = create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=pre_ping,
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
+    if pre_ping:
+        _ping_when_idle(engine, ping_idle_s)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """SQLAlchemy's recipe for custom pessimistic disconnect handling: a checkout listener
+    that raises `DisconnectionError` makes the pool discard the connection and try a new
+    one."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            alive = sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception:
+            alive = False
+        if not alive:
+            raise exc.DisconnectionError("the connection was closed while idle in the pool")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
