@@ -41,6 +41,7 @@ from agentloom_billing.errors import (
     RefundExceedsCharge,
 )
 from agentloom_billing.estimate import GraphEstimate, NodeSpec, estimate_graph
+from agentloom_common.db import read_sessions
 from agentloom_common.errors import ServiceError
 
 __all__ = ["ConservationProblem", "Ledger", "check_conservation"]
@@ -65,6 +66,8 @@ class Ledger:
         today: Callable[[], date] = utc_today,
     ) -> None:
         self._sessions = sessions
+        # A balance read is one statement: no transaction round trips around it.
+        self._reads = read_sessions(sessions)
         self._starting_grant = starting_grant
         self._costs = costs
         self._daily_cap = daily_cap
@@ -73,15 +76,16 @@ class Ledger:
     async def balance(self, user_id: str) -> int:
         """The user's balance."""
         user_id = require_id(user_id, "user_id")
+        balance = await self._read_balance(user_id)
+        if balance is not None:
+            return balance
         async with self._transaction() as session:
             return await self._balance(session, user_id)
 
     async def check(self, user_id: str, amount: int) -> BalanceCheck:
         """Whether the balance covers `amount` (for 0: whether any credit is left)."""
-        user_id = require_id(user_id, "user_id")
         amount = validate_amount(amount)
-        async with self._transaction() as session:
-            balance = await self._balance(session, user_id)
+        balance = await self.balance(user_id)
         return BalanceCheck(sufficient=is_sufficient(balance, amount), balance=balance)
 
     def free_blocks(self, block_ids: list[str]) -> list[str]:
@@ -254,6 +258,17 @@ class Ledger:
         if balance is None:
             raise RuntimeError(f"account {user_id!r} is missing right after it was opened")
         return balance
+
+    async def _read_balance(self, user_id: str) -> int | None:
+        """The balance read outside a transaction; None when the account does not exist
+        yet: the caller opens it in a transaction."""
+        try:
+            async with self._reads() as session:
+                return await repository.get_balance(session, user_id=user_id)
+        except Exception as error:
+            if _is_connection_failure(error):
+                raise DatabaseUnavailable("the billing database is unavailable") from error
+            raise
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,9 +58,14 @@ class RefundState:
     balance_after: int | None
 
 
+# Built once: every execution's balance check runs it.
+BALANCE = select(Account.balance).where(Account.user_id == bindparam("user_id"))
+
+
 async def get_balance(session: AsyncSession, *, user_id: str) -> int | None:
     """The account's balance, or None when the user has no account yet."""
-    return await session.scalar(select(Account.balance).where(Account.user_id == user_id))
+    balance: int | None = await session.scalar(BALANCE, {"user_id": user_id})
+    return balance
 
 
 async def open_account(session: AsyncSession, *, user_id: str, grant: int) -> bool:

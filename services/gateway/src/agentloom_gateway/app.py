@@ -69,7 +69,7 @@ def create_app(
         sessions = create_session_factory(engine)
         services = open_services(settings)
         api_keys = ApiKeyAuthenticator(
-            sessions,
+            engine,
             pepper=settings.api_key_pepper.get_secret_value().encode(),
             touch_interval=timedelta(seconds=settings.api_key_touch_interval_s),
         )

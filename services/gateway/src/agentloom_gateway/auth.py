@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Protocol
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentloom_gateway import apikeys, identity, scopes
 from agentloom_gateway.errors import ApiProblem
@@ -43,16 +43,17 @@ class Authenticator(Protocol):
 
 
 class ApiKeyAuthenticator:
-    """Verifies `agl_...` keys against the identity schema (one indexed lookup)."""
+    """Verifies `agl_...` keys against the identity schema: one indexed lookup, on a
+    connection in autocommit (a read needs no BEGIN and COMMIT round trips)."""
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         *,
         pepper: bytes,
         touch_interval: timedelta,
     ) -> None:
-        self._sessions = sessions
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pepper = pepper
         self._touch_interval = touch_interval
 
@@ -62,22 +63,21 @@ class ApiKeyAuthenticator:
     async def authenticate(self, credential: str) -> Principal | None:
         if apikeys.parse(credential) is None:
             return None  # malformed or bad checksum: no database round trip
-        async with self._sessions.begin() as session:
+        async with self._engine.connect() as connection:
             found = await identity.authenticate_api_key(
-                session=session,
+                connection=connection,
                 api_key=credential,
                 pepper=self._pepper,
                 touch_interval=self._touch_interval,
             )
         if found is None:
             return None
-        record, user = found
         return Principal(
-            user_id=str(record.user_id),
+            user_id=str(found.user_id),
             method="api_key",
-            key_id=str(record.id),
-            scopes=scopes.effective_scopes(user.role, record.scopes),
-            role=user.role,
+            key_id=str(found.key_id),
+            scopes=scopes.effective_scopes(found.role, found.scopes),
+            role=found.role,
         )
 
 

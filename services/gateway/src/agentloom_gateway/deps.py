@@ -28,25 +28,31 @@ class Resources:
     keyring: KeyRing | None = None
 
 
-def get_resources(request: Request) -> Resources:
+def _resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
-def get_settings(request: Request) -> GatewaySettings:
-    return get_resources(request).settings
+# The dependencies are `async def` although they do no I/O: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hand-off per dependency per request (profiled).
+async def get_resources(request: Request) -> Resources:
+    return _resources(request)
 
 
-def get_services(request: Request) -> Services:
-    return get_resources(request).services
+async def get_settings(request: Request) -> GatewaySettings:
+    return _resources(request).settings
 
 
-def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    return get_resources(request).sessions
+async def get_services(request: Request) -> Services:
+    return _resources(request).services
 
 
-def get_keyring(request: Request) -> KeyRing:
-    keyring = get_resources(request).keyring
+async def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    return _resources(request).sessions
+
+
+async def get_keyring(request: Request) -> KeyRing:
+    keyring = _resources(request).keyring
     if keyring is None:
         raise RuntimeError("the credentials vault is not configured")
     return keyring

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from agentloom_gateway import apikeys
 from agentloom_gateway.scopes import USER_SCOPES
@@ -199,6 +199,43 @@ async def create_api_key(
     return CreatedApiKey(id=record.id, api_key=key, record=record)
 
 
+@dataclass(frozen=True)
+class KeyHolder:
+    """What a live API key stands for: the key, its user and the user's role."""
+
+    key_id: uuid.UUID
+    user_id: uuid.UUID
+    scopes: list[str]
+    role: str
+
+
+# Built once: authentication runs on every request (statement building showed in profiles).
+_KEY_LOOKUP = (
+    select(
+        ApiKey.id,
+        ApiKey.user_id,
+        ApiKey.secret_hmac,
+        ApiKey.scopes,
+        ApiKey.last_used_at,
+        ApiKey.expires_at,
+        ApiKey.revoked_at,
+        ApiKey.suspended_at,
+        User.role,
+        User.suspended_at.label("user_suspended_at"),
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.public_id == bindparam("public_id"))
+)
+_KEY_TOUCH = (
+    update(ApiKey)
+    .where(
+        ApiKey.id == bindparam("key_id"),
+        or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < bindparam("stale")),
+    )
+    .values(last_used_at=bindparam("used_at"))
+)
+
+
 async def verify_api_key(
     *,
     session: AsyncSession,
@@ -211,55 +248,43 @@ async def verify_api_key(
     revoked, suspended, expired, or its user suspended). Records the use, at most once per
     `touch_interval`."""
     found = await authenticate_api_key(
-        session=session, api_key=api_key, pepper=pepper, now=now, touch_interval=touch_interval
+        connection=session, api_key=api_key, pepper=pepper, now=now, touch_interval=touch_interval
     )
-    return found[0] if found is not None else None
+    return await session.get(ApiKey, found.key_id) if found is not None else None
 
 
 async def authenticate_api_key(
     *,
-    session: AsyncSession,
+    connection: AsyncSession | AsyncConnection,
     api_key: str,
     pepper: bytes,
     now: datetime | None = None,
     touch_interval: timedelta = timedelta(minutes=1),
-) -> tuple[ApiKey, User] | None:
-    """`verify_api_key` with the key's user (for its role), in the same one lookup."""
+) -> KeyHolder | None:
+    """`verify_api_key` for every request: one lookup (two statements when the use is
+    recorded), on a session or on a connection (the gateway's is in autocommit: no
+    transaction round trips for a read)."""
     parts = apikeys.parse(api_key)
     if parts is None:
         return None
-    row = (
-        await session.execute(
-            select(ApiKey, User)
-            .join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.public_id == parts.public_id)
-        )
-    ).first()
-    record, user = (row[0], row[1]) if row is not None else (None, None)
-    expected = record.secret_hmac if record is not None else _NO_HMAC
+    row = (await connection.execute(_KEY_LOOKUP, {"public_id": parts.public_id})).first()
+    expected = row.secret_hmac if row is not None else _NO_HMAC
     matches = hmac.compare_digest(apikeys.hash_secret(parts.secret, pepper), expected)
-    if record is None or user is None or not matches:
+    if row is None or not matches:
         return None
     now = now or datetime.now(UTC)
-    expired = record.expires_at is not None and record.expires_at <= now
+    expired = row.expires_at is not None and row.expires_at <= now
     if (
-        record.revoked_at is not None
-        or record.suspended_at is not None
-        or user.suspended_at is not None
+        row.revoked_at is not None
+        or row.suspended_at is not None
+        or row.user_suspended_at is not None
         or expired
     ):
         return None
     stale = now - touch_interval
-    if record.last_used_at is None or record.last_used_at < stale:
-        await session.execute(
-            update(ApiKey)
-            .where(
-                ApiKey.id == record.id,
-                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale),
-            )
-            .values(last_used_at=now)
-        )
-    return record, user
+    if row.last_used_at is None or row.last_used_at < stale:
+        await connection.execute(_KEY_TOUCH, {"key_id": row.id, "stale": stale, "used_at": now})
+    return KeyHolder(key_id=row.id, user_id=row.user_id, scopes=list(row.scopes), role=row.role)
 
 
 async def list_api_keys(*, session: AsyncSession, user_id: uuid.UUID | str) -> list[ApiKey]:

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
+from agentloom_common.db import read_sessions
 from agentloom_graphs import pagination, repository
 from agentloom_graphs.catalog_client import CatalogClient
 from agentloom_graphs.domain import (
@@ -25,6 +26,7 @@ from agentloom_graphs.repository import GraphRecord
 class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
     def __init__(self, sessions: async_sessionmaker[AsyncSession], catalog: CatalogClient) -> None:
         self._sessions = sessions
+        self._reads = read_sessions(sessions)  # one-statement reads: no BEGIN, no COMMIT
         self._catalog = catalog
 
     async def CreateGraph(
@@ -40,7 +42,7 @@ class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
         self, request: graphs_pb2.GetGraphRequest, context: grpc.aio.ServicerContext
     ) -> graphs_pb2.GetGraphResponse:
         user_id = require_user_id(request.user_id)
-        async with self._sessions.begin() as session:
+        async with self._reads() as session:
             record = await repository.get_graph(
                 session=session, user_id=user_id, graph_id=request.graph_id, version=request.version
             )
@@ -52,7 +54,7 @@ class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
         user_id = require_user_id(request.user_id)
         page_size = pagination.page_size(request.page_size)
         after = pagination.decode_token(request.page_token)
-        async with self._sessions.begin() as session:
+        async with self._reads() as session:
             page = await repository.list_graphs(
                 session=session, user_id=user_id, page_size=page_size, after=after
             )
