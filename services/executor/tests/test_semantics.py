@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.registry import load_blocks
@@ -320,11 +320,15 @@ async def _unrequested_execution(
         inputs={},
         credentials_inputs={},
     )
-    await session.delete(request)
-    execution.parked = parked
-    execution.requested_at = repository.now() + timedelta(hours=1)
-    await session.flush()
-    return execution
+    await session.execute(delete(OutboxMessage).where(OutboxMessage.id == request.id))
+    await session.execute(
+        update(Execution)
+        .where(Execution.id == execution.id)
+        .values(parked=parked, requested_at=repository.now() + timedelta(hours=1))
+    )
+    stored = await session.get(Execution, execution.id)
+    assert stored is not None
+    return stored
 
 
 def _requested(rows: list[OutboxMessage]) -> list[str]:

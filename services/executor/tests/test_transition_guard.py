@@ -25,7 +25,9 @@ async def test_a_terminal_execution_cannot_be_moved_back(engine: Infra) -> None:
             inputs={},
             credentials_inputs={},
         )
-        execution.status = "CANCELLED"
+        await session.execute(
+            update(Execution).where(Execution.id == execution.id).values(status="CANCELLED")
+        )
     with pytest.raises(DBAPIError, match="illegal status transition CANCELLED -> RUNNING"):
         async with engine.sessions.begin() as session:
             await session.execute(

@@ -77,11 +77,13 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def read_sessions(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
-    """Sessions on the same engine (and pool) in autocommit, for reads: no BEGIN and
-    COMMIT round trips around a statement, so a one-statement read is one round trip
-    instead of three. Each statement sees the data committed when it starts; a read of
-    several statements that must agree with each other belongs in a transaction."""
+def autocommit_sessions(
+    sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the same engine (and pool) in autocommit, for reads and one-statement
+    writes: no BEGIN and COMMIT round trips around a statement, so it is one round trip
+    instead of three. Each statement sees the data committed when it starts and commits on
+    its own; statements that must agree with each other belong in a transaction."""
     bind = sessions.kw["bind"]
     return async_sessionmaker(
         bind.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False

@@ -41,7 +41,7 @@ from agentloom_billing.errors import (
     RefundExceedsCharge,
 )
 from agentloom_billing.estimate import GraphEstimate, NodeSpec, estimate_graph
-from agentloom_common.db import read_sessions
+from agentloom_common.db import autocommit_sessions
 from agentloom_common.errors import ServiceError
 
 __all__ = ["ConservationProblem", "Ledger", "check_conservation"]
@@ -67,7 +67,7 @@ class Ledger:
     ) -> None:
         self._sessions = sessions
         # A balance read is one statement: no transaction round trips around it.
-        self._reads = read_sessions(sessions)
+        self._reads = autocommit_sessions(sessions)
         self._starting_grant = starting_grant
         self._costs = costs
         self._daily_cap = daily_cap

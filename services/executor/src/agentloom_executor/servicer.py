@@ -14,7 +14,7 @@ from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc
 from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
 from agentloom_blocks.sdk import Block
 from agentloom_common.bus import Topology
-from agentloom_common.db import read_sessions
+from agentloom_common.db import autocommit_sessions
 from agentloom_common.errors import InvalidArgument, NotFound
 from agentloom_executor import events, repository
 from agentloom_executor.convert import (
@@ -58,9 +58,9 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         topology: Topology,
     ) -> None:
         self._sessions = session_factory
-        # One-statement reads (and results, whose node list is read after the execution
-        # row, so it holds at least what that row says ran): no transaction round trips.
-        self._reads = read_sessions(session_factory)
+        # One-statement reads and writes (and results, whose node list is read after the
+        # execution row, so it holds at least what that row says ran): no BEGIN, no COMMIT.
+        self._single = autocommit_sessions(session_factory)
         self._outbox = outbox
         self._graphs = graphs
         self._blocks = blocks
@@ -95,7 +95,8 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
                 metadata={"errors": json.dumps({f"inputs.{k}": v for k, v in problems.items()})},
             )
         try:
-            async with self._sessions.begin() as session:
+            # One statement (the execution and its message), committed on its own.
+            async with self._single() as session:
                 execution, row = await repository.create_execution(
                     session,
                     topology=self._topology,
@@ -147,7 +148,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
     async def GetExecution(
         self, request: executor_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.GetExecutionResponse:
-        async with self._reads() as session:
+        async with self._single() as session:
             execution = await self._find(session, request.user_id, request.execution_id)
             return executor_pb2.GetExecutionResponse(execution=execution_proto(execution))
 
@@ -158,7 +159,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         if page_size < 0:
             raise InvalidArgument("page_size must be positive")
         after = decode_cursor(request.page_token) if request.page_token else None
-        async with self._reads() as session:
+        async with self._single() as session:
             rows = await repository.list_executions(
                 session,
                 user_id=request.user_id,
@@ -177,7 +178,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
     async def GetExecutionResults(
         self, request: executor_pb2.GetExecutionResultsRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.GetExecutionResultsResponse:
-        async with self._reads() as session:
+        async with self._single() as session:
             execution = await self._find(session, request.user_id, request.execution_id)
             nodes = await repository.list_node_executions(session, execution.id)
             return executor_pb2.GetExecutionResultsResponse(

@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
-from agentloom_common.db import read_sessions
+from agentloom_common.db import autocommit_sessions
 from agentloom_graphs import pagination, repository
 from agentloom_graphs.catalog_client import CatalogClient
 from agentloom_graphs.domain import (
@@ -26,7 +26,7 @@ from agentloom_graphs.repository import GraphRecord
 class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
     def __init__(self, sessions: async_sessionmaker[AsyncSession], catalog: CatalogClient) -> None:
         self._sessions = sessions
-        self._reads = read_sessions(sessions)  # one-statement reads: no BEGIN, no COMMIT
+        self._reads = autocommit_sessions(sessions)  # one-statement reads: no BEGIN, no COMMIT
         self._catalog = catalog
 
     async def CreateGraph(
