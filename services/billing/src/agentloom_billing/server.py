@@ -14,7 +14,7 @@ from agentloom_billing.costs import load_cost_table
 from agentloom_billing.ledger import Ledger
 from agentloom_billing.servicer import BillingServicer
 from agentloom_billing.settings import BillingSettings
-from agentloom_common.db import create_engine, create_session_factory
+from agentloom_common.db import create_engine, create_session_factory, warm_pool
 from agentloom_common.grpc_server import create_server, graceful_stop, wait_for_shutdown_signal
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ async def start(settings: BillingSettings) -> RunningServer:
     """
     costs = load_cost_table(settings.cost_table_path)  # a bad table fails the start
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    await warm_pool(engine)
     ledger = Ledger(
         create_session_factory(engine),
         starting_grant=settings.starting_grant,

@@ -27,7 +27,7 @@ from agentloom.identity.v1 import credentials_pb2_grpc
 from agentloom_blocks.registry import load_blocks
 from agentloom_blocks.sdk import PlatformConfig
 from agentloom_common import bus
-from agentloom_common.db import create_engine, create_session_factory
+from agentloom_common.db import create_engine, create_session_factory, warm_pool
 from agentloom_common.grpc_client import create_channel
 from agentloom_common.grpc_server import (
     RunningServer,
@@ -70,6 +70,7 @@ async def infra(settings: ExecutorSettings) -> AsyncIterator[Infra]:
     # No pre-ping: a ping per transaction was 7% of a runner's time, and every executor
     # transaction is retried (redelivery, sweeper) if a dead connection fails it.
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, pre_ping=False)
+    await warm_pool(engine)
     sessions = create_session_factory(engine)
     connection = await bus.connect(settings.amqp_url)
     topology = bus.Topology(partitions=settings.partitions)

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import iter_route_contexts
 from pydantic.json_schema import models_json_schema
 
-from agentloom_common.db import create_engine, create_session_factory
+from agentloom_common.db import create_engine, create_session_factory, warm_pool
 from agentloom_common.problem import Problem
 from agentloom_gateway.access import route_requirement
 from agentloom_gateway.access_wiring import open_access
@@ -66,6 +66,7 @@ def create_app(
         if settings.api_key_pepper.get_secret_value() == DEV_API_KEY_PEPPER:
             log.warning("AGENTLOOM_API_KEY_PEPPER is the development default")
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        await warm_pool(engine)
         sessions = create_session_factory(engine)
         services = open_services(settings)
         api_keys = ApiKeyAuthenticator(

@@ -9,7 +9,7 @@ from grpc_health.v1 import health
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc, presets_pb2, presets_pb2_grpc
-from agentloom_common.db import create_engine, create_session_factory
+from agentloom_common.db import create_engine, create_session_factory, warm_pool
 from agentloom_common.grpc_client import create_channel
 from agentloom_common.grpc_server import create_server, graceful_stop, wait_for_shutdown_signal
 from agentloom_graphs.catalog_client import CatalogClient
@@ -42,6 +42,7 @@ async def start(settings: GraphsSettings) -> RunningServer:
     The database must already be migrated (`python -m agentloom_graphs migrate`).
     """
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    await warm_pool(engine)
     channel = create_channel(settings.blocks_addr, deadline_s=settings.grpc_deadline_s)
     catalog = CatalogClient(
         channel,
