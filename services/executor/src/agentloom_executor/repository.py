@@ -247,9 +247,13 @@ async def end_execution(
     to run (no need to count again); `may_have_children`: False when the graph runs no
     sub-agent (no need to look for children)."""
     assert status in TERMINAL
-    interrupted = (
-        await session.execute(_CANCEL_OPEN, {"execution": execution.id, "moment": now()})
-    ).all()
+    interrupted: Sequence[Any] = []
+    if tally is None or tally.active or tally.open:
+        # Nothing to cancel when the caller's count found none open: a statement less on
+        # the usual end (everything ran).
+        interrupted = (
+            await session.execute(_CANCEL_OPEN, {"execution": execution.id, "moment": now()})
+        ).all()
     if tally is None or tally.active:
         tally = await node_tally(session, execution.id)
     # Set together after the last read, so they are written in one UPDATE.
@@ -325,24 +329,30 @@ async def _finish_parent_node(
 
 @dataclass(frozen=True)
 class Tally:
-    """An execution's node executions: still to come, and run (with their cost)."""
+    """An execution's node executions: still to come, and run (with their cost); `open`:
+    those an end would cancel (waiting for inputs, queued or running)."""
 
     active: int
     ran: int
     cost: int
+    open: int
 
 
-def _tally_statement() -> Select[int, int, int]:
+def _tally_statement() -> Select[int, int, int, int]:
     finished = [Status.COMPLETED.value, Status.FAILED.value]
     is_active = or_(
         NodeExecution.status.in_([Status.QUEUED.value, Status.RUNNING.value]),
         and_(NodeExecution.status.in_(finished), NodeExecution.applied.is_(False)),
     )
     ran = NodeExecution.status.in_(finished)
+    is_open = NodeExecution.status.in_(
+        [Status.INCOMPLETE.value, Status.QUEUED.value, Status.RUNNING.value]
+    )
     return select(
         func.count().filter(is_active),
         func.count().filter(ran),
         func.coalesce(func.sum(NodeExecution.cost).filter(ran), 0),
+        func.count().filter(is_open),
     ).where(NodeExecution.execution_id == bindparam("execution"))
 
 
@@ -354,7 +364,7 @@ async def node_tally(session: AsyncSession, execution_id: uuid.UUID) -> Tally:
     outputs not yet passed on: their result message is on its way) and those that ran
     (completed or failed), with their total cost."""
     row = (await session.execute(_TALLY, {"execution": execution_id})).one()
-    return Tally(active=int(row[0]), ran=int(row[1]), cost=int(row[2]))
+    return Tally(active=int(row[0]), ran=int(row[1]), cost=int(row[2]), open=int(row[3]))
 
 
 @dataclass(frozen=True)
