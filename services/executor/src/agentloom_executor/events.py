@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom_common import event_batches
 from agentloom_common.bus import EVENTS_EXCHANGE, Publisher
+from agentloom_common.db import autocommit_sessions
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ class EventRelay:
         batch: int = 500,
     ) -> None:
         self._sessions = sessions
+        # The probe that runs every poll is one statement: no BEGIN and ROLLBACK around it.
+        self._probes = autocommit_sessions(sessions)
         self._publisher = publisher
         self._poll_interval_s = poll_interval_s
         self._retention = timedelta(seconds=retention_s)
@@ -170,7 +173,7 @@ class EventRelay:
     async def tick(self) -> bool:
         """One round; True when a full batch was handled (more may be waiting)."""
         # The relay polls often: while nothing waits, one index probe is all a round costs.
-        async with self._sessions() as session:
+        async with self._probes() as session:
             waiting = (await session.execute(PENDING)).scalar_one_or_none()
         self._last_round_had_events = waiting is not None
         if waiting is None:
