@@ -21,7 +21,7 @@ from bench.celery_app import NOOP, QUEUE, create_app
 from bench.checks import Checks
 from bench.config import ROOT, BenchConfig
 from bench.memory import rss_mb
-from bench.stats import rate, summary_ms
+from bench.stats import median_run, rate, summary_ms
 
 
 def _start_worker(config: BenchConfig, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -69,6 +69,13 @@ def _chain_runs(
 
 
 def _throughput(app: Any, config: BenchConfig, checks: Checks) -> dict[str, Any]:
+    """`throughput_runs` batches of independent tasks: the median batch (by rate), and
+    every batch's figures."""
+    batches = [_batch(app, config, checks) for _ in range(config.throughput_runs)]
+    return {**median_run(batches, "tasks_per_s"), "runs": batches}
+
+
+def _batch(app: Any, config: BenchConfig, checks: Checks) -> dict[str, Any]:
     tasks = group(app.signature(NOOP, args=(i,)) for i in range(config.celery_tasks))
     started = time.perf_counter()
     got = tasks.apply_async().get(timeout=config.wait_timeout_s)

@@ -77,7 +77,11 @@ async def _workloads(stack: Stack, config: BenchConfig, checks: Checks) -> dict[
         out["rss_idle_mb"] = memory.service_rss_mb(stack)
         steps: list[tuple[str, str, Workload]] = [
             ("W1", "lone chain", workloads.lone_chain),
-            ("W2", f"{config.w2_executions} chains at once", workloads.concurrent_chains),
+            (
+                "W2",
+                f"{config.throughput_runs} x {config.w2_executions} chains at once",
+                workloads.concurrent_chains,
+            ),
             ("W3", "fan-out, alone then at once", workloads.fan_out),
             ("W4", f"{config.w4_rate:g} executions/s for {config.w4_seconds:g} s", api_load),
             ("W5", f"one execution over {config.w5_items} items", _long_iteration(stack)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -36,3 +37,12 @@ def summary_ms(samples_s: Sequence[float]) -> dict[str, float | int]:
 def rate(count: int, seconds: float) -> float:
     """Events per second, 0 for an empty or zero-length window."""
     return count / seconds if seconds > 0 and count > 0 else 0.0
+
+
+def median_run(runs: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run whose `key` is the median of all runs' (the lower middle one of an even
+    count), so every figure reported with it comes from one real run."""
+    if not runs:
+        raise ValueError("no runs")
+    ordered = sorted(runs, key=lambda run: float(run[key]))
+    return ordered[(len(ordered) - 1) // 2]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.stats import percentile, rate, summary_ms
+from bench.stats import median_run, percentile, rate, summary_ms
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -32,3 +32,13 @@ def test_rate_of_an_empty_window_is_zero() -> None:
     assert rate(100, 2.0) == 50.0
     assert rate(100, 0.0) == 0.0
     assert rate(0, 5.0) == 0.0
+
+
+def test_median_run_is_one_real_run() -> None:
+    runs = [{"rate": 5.0, "id": "a"}, {"rate": 1.0, "id": "b"}, {"rate": 3.0, "id": "c"}]
+    assert median_run(runs, "rate")["id"] == "c"
+    # An even count: the lower middle one (not an average no run had).
+    assert median_run([{"rate": 2.0}, {"rate": 4.0}], "rate") == {"rate": 2.0}
+    assert median_run([{"rate": 7.0}], "rate") == {"rate": 7.0}
+    with pytest.raises(ValueError):
+        median_run([], "rate")
