@@ -10,12 +10,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from agentloom_common.bus import EVENTS_EXCHANGE, Publisher
+from agentloom_executor import repository
 from agentloom_executor.events import EventRelay, replay
 from agentloom_executor.server import Infra
-from agentloom_executor.tables import Execution, ExecutionEvent
+from agentloom_executor.tables import Execution, ExecutionEvent, NodeExecution
 
 Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
 WaitTerminal = Callable[[Infra, str], Awaitable[Execution]]
@@ -182,3 +183,119 @@ async def test_events_are_kept_by_execution_and_not_visible_to_another_user(
         after = await replay(session, execution_id=second, after_seq=3, limit=2)
     assert [event["seq"] for event in after] == [4, 5]
     assert after == tail[3:5]
+
+
+async def test_node_executions_inserted_together_record_each_ones_events_in_order(
+    engine: Infra,
+) -> None:
+    """One INSERT of several node executions (how a runner writes an inline chain): each
+    one's lifecycle, outputs and status, one node after the other, as the row trigger of
+    an INSERT followed by its UPDATEs would have recorded them."""
+    moment = datetime.now(UTC)
+    async with engine.sessions.begin() as session:
+        execution, _row = await repository.create_execution(
+            session,
+            topology=engine.topology,
+            user_id=f"user-{uuid.uuid4().hex[:8]}",
+            graph_id="g-test",
+            graph_version=1,
+            graph=CHAIN,
+            inputs={},
+            credentials_inputs={},
+        )
+        common = {"execution_id": execution.id, "config": {}, "created_at": moment}
+        rows = [
+            {
+                **common,
+                "id": uuid.uuid4(),
+                "node_id": "done",
+                "block_id": "b1",
+                "status": "COMPLETED",
+                "inputs": {"x": 1},
+                "outputs": [["a", 1], ["b", [2]]],
+                "attempt": 1,
+                "cost": 3,
+                "started_at": moment,
+                "ended_at": moment,
+            },
+            {
+                **common,
+                "id": uuid.uuid4(),
+                "node_id": "failed",
+                "block_id": "b2",
+                "status": "FAILED",
+                "inputs": {},
+                "outputs": [["error", "boom"]],
+                "error": "boom",
+                "attempt": 2,
+                "started_at": moment,
+                "ended_at": moment,
+            },
+            {
+                **common,
+                "id": uuid.uuid4(),
+                "node_id": "running",
+                "block_id": "b3",
+                "status": "RUNNING",
+                "inputs": {"y": 2},
+                "attempt": 1,
+                "started_at": moment,
+            },
+            {
+                **common,
+                "id": uuid.uuid4(),
+                "node_id": "waiting",
+                "block_id": "b4",
+                "status": "INCOMPLETE",
+                "inputs": {},
+            },
+            {
+                **common,
+                "id": uuid.uuid4(),
+                "node_id": "queued",
+                "block_id": "b5",
+                "status": "QUEUED",
+                "inputs": {"z": 3},
+            },
+        ]
+        await session.execute(insert(NodeExecution), rows)
+        recorded = (
+            await session.execute(
+                select(ExecutionEvent.type, ExecutionEvent.data)
+                .where(
+                    ExecutionEvent.execution_id == execution.id,
+                    ExecutionEvent.type != "execution.status",
+                )
+                .order_by(ExecutionEvent.id)
+            )
+        ).all()
+
+    def shape(kind: str, data: dict[str, Any]) -> tuple[Any, ...]:
+        if kind == "node.output":
+            return (data["node_id"], "output", data["pin"], data["value"])
+        return (
+            data["node_id"],
+            data["status"],
+            data["attempt"],
+            data["inputs"],
+            data["error"],
+            data["cost"],
+            data["started_at"] is not None,
+            data["ended_at"] is not None,
+        )
+
+    assert [shape(kind, data) for kind, data in recorded] == [
+        ("done", "QUEUED", 0, None, None, 0, False, False),
+        ("done", "RUNNING", 1, {"x": 1}, None, 0, True, False),
+        ("done", "output", "a", 1),
+        ("done", "output", "b", [2]),
+        ("done", "COMPLETED", 1, None, None, 3, True, True),
+        ("failed", "QUEUED", 0, None, None, 0, False, False),
+        ("failed", "RUNNING", 2, {}, None, 0, True, False),
+        ("failed", "output", "error", "boom"),
+        ("failed", "FAILED", 2, None, "boom", 0, True, True),
+        ("running", "QUEUED", 0, None, None, 0, False, False),
+        ("running", "RUNNING", 1, {"y": 2}, None, 0, True, False),
+        ("waiting", "INCOMPLETE", 0, None, None, 0, False, False),
+        ("queued", "QUEUED", 0, None, None, 0, False, False),
+    ]
