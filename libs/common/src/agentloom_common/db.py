@@ -57,9 +57,9 @@ def create_engine(
 
 async def warm_pool(engine: AsyncEngine, timeout_s: float = 5.0) -> None:
     """Open the pool's connections at start, as a pool with a minimum size would: the first
-    burst of requests otherwise pays for opening them (a PostgreSQL backend each), measured
-    as the first bench W2 burst running ~8% slower than the next. Best effort: a database
-    that is not there yet only means the connections are opened later, on use."""
+    burst of requests otherwise pays for opening them, a PostgreSQL backend each (the first
+    bench W2 burst after start opened ~40). Best effort: a database that is not there yet
+    only means the connections are opened later, on use."""
     size = engine.pool.size() if hasattr(engine.pool, "size") else 1
     async with contextlib.AsyncExitStack() as held:
         try:
