@@ -262,24 +262,25 @@ class Ledger:
     async def _read_balance(self, user_id: str) -> int | None:
         """The balance read outside a transaction; None when the account does not exist
         yet: the caller opens it in a transaction."""
-        try:
-            async with self._reads() as session:
-                return await repository.get_balance(session, user_id=user_id)
-        except Exception as error:
-            if _is_connection_failure(error):
-                raise DatabaseUnavailable("the billing database is unavailable") from error
-            raise
+        async with _unavailable_on_outage(), self._reads() as session:
+            return await repository.get_balance(session, user_id=user_id)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
         """One transaction; losing the database becomes UNAVAILABLE (retryable)."""
-        try:
-            async with self._sessions.begin() as session:
-                yield session
-        except Exception as error:
-            if _is_connection_failure(error):
-                raise DatabaseUnavailable("the billing database is unavailable") from error
-            raise
+        async with _unavailable_on_outage(), self._sessions.begin() as session:
+            yield session
+
+
+@asynccontextmanager
+async def _unavailable_on_outage() -> AsyncIterator[None]:
+    """Losing the database becomes UNAVAILABLE (retryable)."""
+    try:
+        yield
+    except Exception as error:
+        if _is_connection_failure(error):
+            raise DatabaseUnavailable("the billing database is unavailable") from error
+        raise
 
 
 def _refusal(state: repository.ChargeState, amount: int) -> ServiceError:
