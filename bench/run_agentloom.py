@@ -39,7 +39,7 @@ def operator_limits(config: BenchConfig) -> dict[str, str]:
     }
 
 
-def _stack_config(config: BenchConfig) -> StackConfig:
+def stack_config(config: BenchConfig) -> StackConfig:
     return StackConfig(
         database=resources.unique_name("agentloom_bench"),
         vhost=resources.unique_name("agentloom_bench"),
@@ -105,7 +105,7 @@ async def _workloads(stack: Stack, config: BenchConfig, checks: Checks) -> dict[
 
 async def run_agentloom(config: BenchConfig, checks: Checks) -> dict[str, Any]:
     """Start the platform, run W1-W5, stop it and drop its database and vhost."""
-    stack = Stack(_stack_config(config))
+    stack = Stack(stack_config(config))
     _log(f"starting the platform ({config.runners} runners), logs in {stack.config.log_dir}")
     try:
         await stack.prepare()
@@ -115,10 +115,10 @@ async def run_agentloom(config: BenchConfig, checks: Checks) -> dict[str, Any]:
         return result
     finally:
         stack.stop()
-        await _remove(stack)
+        await remove_stack(stack)
 
 
-async def _remove(stack: Stack, attempts: int = 10) -> None:
+async def remove_stack(stack: Stack, attempts: int = 10) -> None:
     """Drop the stack's database and vhost. The shared servers may be restarting (another
     session's fault test): retry a while, then say what is left rather than lose the run."""
     for attempt in range(attempts):

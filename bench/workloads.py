@@ -108,6 +108,7 @@ async def _burst(
             latencies.append(ended - item.sent_at)
     window = last_end - t0
     return {
+        "started_at": t0,
         "executions": len(started),
         "not_created": len(inputs) - len(started),
         "node_executions": nodes,
