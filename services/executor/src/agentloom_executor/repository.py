@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Table,
     Update,
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
 from agentloom_common.bus import Topology
+from agentloom_common.db import DriverStatement
 from agentloom_executor import outbox
 from agentloom_executor.messages import CancelExecution, ExecutionRequested, NodeFinished
 from agentloom_executor.status import TERMINAL, Status, sources_of
@@ -339,31 +341,32 @@ class Tally:
 
 
 def _tally_statement() -> Select[int, int, int, int]:
-    finished = [Status.COMPLETED.value, Status.FAILED.value]
+    # Equalities rather than IN lists: the statement is compiled once for the driver.
+    def status_is(*statuses: Status) -> ColumnElement[bool]:
+        return or_(*(NodeExecution.status == status.value for status in statuses))
+
+    finished = status_is(Status.COMPLETED, Status.FAILED)
     is_active = or_(
-        NodeExecution.status.in_([Status.QUEUED.value, Status.RUNNING.value]),
-        and_(NodeExecution.status.in_(finished), NodeExecution.applied.is_(False)),
+        status_is(Status.QUEUED, Status.RUNNING),
+        and_(finished, NodeExecution.applied.is_(False)),
     )
-    ran = NodeExecution.status.in_(finished)
-    is_open = NodeExecution.status.in_(
-        [Status.INCOMPLETE.value, Status.QUEUED.value, Status.RUNNING.value]
-    )
+    is_open = status_is(Status.INCOMPLETE, Status.QUEUED, Status.RUNNING)
     return select(
         func.count().filter(is_active),
-        func.count().filter(ran),
-        func.coalesce(func.sum(NodeExecution.cost).filter(ran), 0),
+        func.count().filter(finished),
+        func.coalesce(func.sum(NodeExecution.cost).filter(finished), 0),
         func.count().filter(is_open),
     ).where(NodeExecution.execution_id == bindparam("execution"))
 
 
-_TALLY = _tally_statement()
+_TALLY = DriverStatement.of(_tally_statement())
 
 
 async def node_tally(session: AsyncSession, execution_id: uuid.UUID) -> Tally:
     """In one statement: node executions still to come (queued, running, or finished with
     outputs not yet passed on: their result message is on its way) and those that ran
     (completed or failed), with their total cost."""
-    row = (await session.execute(_TALLY, {"execution": execution_id})).one()
+    row = await _TALLY.fetchrow(session, {"execution": execution_id})
     return Tally(active=int(row[0]), ran=int(row[1]), cost=int(row[2]), open=int(row[3]))
 
 
@@ -382,9 +385,8 @@ class ClaimedNode:
     credentials_inputs: dict[str, Any] | None = None
 
 
-_CLAIM = (
+_CLAIM = DriverStatement.of(
     update(NodeExecution)
-    .execution_options(synchronize_session=False)
     .where(
         NodeExecution.id == bindparam("node_execution"),
         or_(
@@ -441,7 +443,7 @@ async def claim_node(
         "moment": moment,
         "lease_until": moment + timedelta(seconds=lease_s),
     }
-    row = (await session.execute(_CLAIM, params)).one_or_none()
+    row = await _CLAIM.fetchrow(session, params)
     if row is None:
         return None
     return ClaimedNode(parsed, *row)

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.sdk import ERROR_PIN, Block, BlockKind
 from agentloom_common.bus import Topology
+from agentloom_common.db import DriverStatement
 from agentloom_executor import outbox, pins, repository
 from agentloom_executor.graph import GraphSnapshot, LinkSpec, NodeSpec, ready_inputs, starting_nodes
 from agentloom_executor.messages import ExecutionRequested, NodeJob
@@ -358,9 +359,10 @@ async def request_next_waiting(
     if execution.parent_node_execution_id is not None:
         return []
     await _lock_user(session, execution.user_id)
-    waiting_id = await session.scalar(_OLDEST_PARKED, {"user": execution.user_id})
-    if waiting_id is None:
+    found = await _OLDEST_PARKED.fetchrow(session, {"user": execution.user_id})
+    if found is None:
         return []
+    waiting_id = found[0]
     row = outbox.to_scheduler(
         topology, str(waiting_id), ExecutionRequested(execution_id=str(waiting_id))
     )
@@ -379,7 +381,7 @@ def _parked() -> Select[Any]:
 
 
 _OLDEST = (Execution.created_at, Execution.id)
-_OLDEST_PARKED = _parked().order_by(*_OLDEST).limit(1)
+_OLDEST_PARKED = DriverStatement.of(_parked().order_by(*_OLDEST).limit(1))
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,7 @@ def _slots_statement() -> Select[Any]:
     )
 
 
-_SLOTS = _slots_statement()
+_SLOTS = DriverStatement.of(_slots_statement())
 
 
 async def _slots(session: AsyncSession, execution: Execution, limit: int) -> Slots:
@@ -428,16 +430,16 @@ async def _slots(session: AsyncSession, execution: Execution, limit: int) -> Slo
         "execution": execution.id,
         "limit": limit,
     }
-    row = (await session.execute(_SLOTS, params)).one()
+    row = await _SLOTS.fetchrow(session, params)
     return Slots(int(row[0] or 0), int(row[1] or 0), row[2], row[3])
 
 
-_LOCK_USER = text("SELECT pg_advisory_xact_lock(hashtext(:user))")
+_LOCK_USER = DriverStatement.of(text("SELECT pg_advisory_xact_lock(hashtext(:user))"))
 
 
 async def _lock_user(session: AsyncSession, user_id: str) -> None:
     """Serialise starts of one user's executions across scheduler partitions."""
-    await session.execute(_LOCK_USER, {"user": user_id})
+    await _LOCK_USER.fetch(session, {"user": user_id})
 
 
 async def _waiting_by_node(
