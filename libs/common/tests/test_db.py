@@ -1,14 +1,19 @@
-"""Pooled connections that PostgreSQL closed while they sat idle are replaced before use."""
+"""Pooled connections that PostgreSQL closed while they sat idle are replaced before use;
+statements run on the driver connection stay inside the session's transaction."""
 
 from __future__ import annotations
 
 import asyncio
 
 import asyncpg
+import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase
 
-from agentloom_common.db import create_engine
+from agentloom_common.db import DriverStatement, create_engine, create_session_factory
 
 
 async def _backend_pid_after_killing_it(url: str, idle_s: float) -> tuple[int, object]:
@@ -44,3 +49,80 @@ async def test_a_connection_reused_at_once_is_not_pinged(database_url: str) -> N
     out unchecked and its first use fails (then the pool drops it)."""
     _pid, again = await _backend_pid_after_killing_it(database_url, idle_s=60)
     assert isinstance(again, DBAPIError)
+
+
+# DriverStatement: hot-path statements on the session's own asyncpg connection.
+
+_COUNTER = sa.Table(
+    "driver_statement_counter",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("value", sa.Integer),
+)
+_BUMP = DriverStatement.of(
+    sa.update(_COUNTER)
+    .where(_COUNTER.c.id == sa.bindparam("row"))
+    .values(value=_COUNTER.c.value + sa.bindparam("by"))
+    .returning(_COUNTER.c.value)
+)
+_READ = DriverStatement.of(sa.select(_COUNTER.c.value).where(_COUNTER.c.id == 1))
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Row(_Base):
+    __table__ = _COUNTER
+
+
+async def _with_counter(url: str) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    engine = create_engine(url, pool_size=1)
+    async with engine.begin() as connection:
+        await connection.run_sync(_COUNTER.drop, checkfirst=True)
+        await connection.run_sync(_COUNTER.create)
+        await connection.execute(sa.insert(_COUNTER).values(id=1, value=0))
+    return engine, create_session_factory(engine)
+
+
+async def _value(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int((await session.execute(sa.select(_COUNTER.c.value))).scalar_one())
+
+
+async def test_a_driver_statement_begins_and_rolls_back_with_the_session(
+    database_url: str,
+) -> None:
+    """Sent first in a transaction (before any ORM statement has begun it), it is still
+    inside it: a rollback undoes it, a commit keeps it."""
+    engine, sessions = await _with_counter(database_url)
+    try:
+        async with sessions() as session:
+            row = await _BUMP.fetchrow(session, {"row": 1, "by": 5})
+            assert row["value"] == 5
+            await session.rollback()
+        assert await _value(sessions) == 0
+        async with sessions.begin() as session:
+            await _BUMP.fetchrow(session, {"row": 1, "by": 2})
+            await _BUMP.fetchrow(session, {"row": 1, "by": 3})
+        assert await _value(sessions) == 5
+    finally:
+        await engine.dispose()
+
+
+async def test_a_driver_statement_sees_pending_orm_changes(database_url: str) -> None:
+    """What the session holds unflushed is flushed first, as autoflush would."""
+    engine, sessions = await _with_counter(database_url)
+    try:
+        async with sessions.begin() as session:
+            (await session.get(_Row, 1)).value = 40  # type: ignore[union-attr]
+            row = await _READ.fetchrow(session, {})
+            assert row["value"] == 40
+            assert (await _BUMP.fetch(session, {"row": 1, "by": 2}))[0]["value"] == 42
+    finally:
+        await engine.dispose()
+
+
+def test_expanding_in_lists_are_refused() -> None:
+    with pytest.raises(ValueError, match="expanding IN"):
+        DriverStatement.of(sa.select(_COUNTER.c.id).where(_COUNTER.c.value.in_([1, 2])))
