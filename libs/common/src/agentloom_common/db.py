@@ -155,6 +155,13 @@ class DriverStatement:
         connection = await driver_connection(session)
         return await connection.fetchrow(self.sql, *self._args(params))
 
+    async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> int:
+        """Run it for its effect; the number of rows it affected (its command tag's)."""
+        connection = await driver_connection(session)
+        tag: str = await connection.execute(self.sql, *self._args(params))
+        count = tag.rsplit(" ", 1)[-1]
+        return int(count) if count.isdigit() else 0
+
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection of `session`, inside its transaction: pending changes are

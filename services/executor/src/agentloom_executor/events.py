@@ -30,15 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom_common import event_batches
 from agentloom_common.bus import EVENTS_EXCHANGE, Publisher
-from agentloom_common.db import autocommit_sessions
+from agentloom_common.db import DriverStatement, autocommit_sessions
 
 log = logging.getLogger(__name__)
 
 # Any constant: only relays take this lock.
 RELAY_LOCK = 0x6167_6C6F_6F6D_6576
 
-SEQUENCE = text(
-    """
+SEQUENCE = DriverStatement.of(
+    text(
+        """
     WITH pending AS (
         SELECT id, execution_id FROM executor.execution_events
         WHERE seq IS NULL ORDER BY id LIMIT :batch
@@ -57,6 +58,7 @@ SEQUENCE = text(
     FROM numbered AS n JOIN bumped AS b ON b.id = n.execution_id
     WHERE e.id = n.id
     """
+    )
 )
 
 # The event as published, replayed and pushed: one shape everywhere, built by PostgreSQL
@@ -75,19 +77,27 @@ DOCUMENT = """
     )::text AS document
 """
 
-UNPUBLISHED = text(
-    f"""
-    SELECT e.id, e.execution_id, e.seq, e.type, {DOCUMENT}
-    FROM executor.execution_events AS e
-    JOIN executor.executions AS x ON x.id = e.execution_id
-    WHERE NOT e.published AND e.seq IS NOT NULL
-    ORDER BY e.id LIMIT :batch
-    """
+UNPUBLISHED = DriverStatement.of(
+    text(
+        f"""
+        SELECT e.id, e.execution_id, e.seq, e.type, {DOCUMENT}
+        FROM executor.execution_events AS e
+        JOIN executor.executions AS x ON x.id = e.execution_id
+        WHERE NOT e.published AND e.seq IS NOT NULL
+        ORDER BY e.id LIMIT :batch
+        """
+    )
 )
 
-PENDING = text("SELECT id FROM executor.execution_events WHERE NOT published LIMIT 1")
+PENDING = DriverStatement.of(
+    text("SELECT id FROM executor.execution_events WHERE NOT published LIMIT 1")
+)
 
-MARK_PUBLISHED = text("UPDATE executor.execution_events SET published = true WHERE id = ANY(:ids)")
+MARK_PUBLISHED = DriverStatement.of(
+    text("UPDATE executor.execution_events SET published = true WHERE id = ANY(:ids)")
+)
+
+RELAY_TRY_LOCK = DriverStatement.of(text("SELECT pg_try_advisory_xact_lock(:key)"))
 
 PRUNE = text(
     """
@@ -174,7 +184,7 @@ class EventRelay:
         """One round; True when a full batch was handled (more may be waiting)."""
         # The relay polls often: while nothing waits, one index probe is all a round costs.
         async with self._probes() as session:
-            waiting = (await session.execute(PENDING)).scalar_one_or_none()
+            waiting = await PENDING.fetchrow(session, {})
         self._last_round_had_events = waiting is not None
         if waiting is None:
             await self._prune()
@@ -182,15 +192,14 @@ class EventRelay:
         async with self._sessions.begin() as session:
             if not await _relay_lock(session):
                 return False
-            result = await session.execute(SEQUENCE, {"batch": self._batch})
-            numbered = int(getattr(result, "rowcount", 0) or 0)
+            numbered = await SEQUENCE.execute(session, {"batch": self._batch})
         async with self._sessions.begin() as session:
             if not await _relay_lock(session):
                 return False
-            rows = (await session.execute(UNPUBLISHED, {"batch": self._batch})).all()
+            rows = await UNPUBLISHED.fetch(session, {"batch": self._batch})
             if rows:
                 await self._publish(rows)
-                await session.execute(MARK_PUBLISHED, {"ids": [row.id for row in rows]})
+                await MARK_PUBLISHED.execute(session, {"ids": [row["id"] for row in rows]})
         await self._prune()
         return max(numbered, len(rows)) >= self._batch
 
@@ -198,15 +207,15 @@ class EventRelay:
         """The round's events grouped by type (the routing key), a message per batch."""
         by_type: dict[str, list[Any]] = {}
         for row in rows:
-            by_type.setdefault(row.type, []).append(row)
+            by_type.setdefault(row["type"], []).append(row)
         publishes = []
         for event_type, typed in by_type.items():
             first = 0
-            for chunk in event_batches.chunks([row.document.encode() for row in typed]):
+            for chunk in event_batches.chunks([row["document"].encode() for row in typed]):
                 head = typed[first]
                 first += len(chunk)
                 # Unique per batch; consumers deduplicate by each event's `event_id`.
-                message_id = f"{head.execution_id}:{head.seq}+{len(chunk)}"
+                message_id = f"{head['execution_id']}:{head['seq']}+{len(chunk)}"
                 publishes.append(
                     self._publisher.publish(
                         EVENTS_EXCHANGE,
@@ -227,7 +236,5 @@ class EventRelay:
 
 
 async def _relay_lock(session: AsyncSession) -> bool:
-    result = await session.execute(
-        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RELAY_LOCK}
-    )
-    return bool(result.scalar_one())
+    row = await RELAY_TRY_LOCK.fetchrow(session, {"key": RELAY_LOCK})
+    return bool(row[0])
