@@ -1,10 +1,10 @@
-"""`python -m bench.profile [w1|w2] [--runs N] [--executions N]`: where the CPU goes.
+"""`python -m bench.profile [w1|w2|w3] [--runs N] [--executions N]`: where the CPU goes.
 
 Starts the platform as `python -m bench` does (its own database and vhost, the bench's operator
-limits), then runs W1 (chains one after another) or W2 (bursts of chains at once) several
-times and prints, for each run, the rate or latency and the CPU time every process spent
-inside the run's window per execution: each service, PostgreSQL (all its backends), RabbitMQ
-and this client. On a 2-core box the sum of that column is what caps W2's rate, so this is the
+limits), then runs W1 (chains one after another), W2 (bursts of chains at once) or W3 (the
+fan-outs at once) several times and prints, for each run, the rate or latency and the CPU
+time every process spent inside the run's window per execution: each service, PostgreSQL
+(all its backends), RabbitMQ and this client. On a 2-core box the sum of that column is what caps W2's rate, so this is the
 table to read before and after a change (alternate the variants: the box drifts by 10-20%).
 
 Times nothing it asserts; checks every execution as the benchmark does."""
@@ -112,6 +112,15 @@ async def _w2(api: Api, config: BenchConfig, checks: Checks) -> Measured:
     return figure, result["executions"], (t0, t0 + result["window_s"])
 
 
+async def _w3(api: Api, config: BenchConfig, checks: Checks) -> Measured:
+    """The fan-outs at once (after one alone, unmeasured: it creates the graph)."""
+    result = await workloads.fan_out(api, replace(config, w3_alone_runs=1), checks)
+    together = result["concurrent"]
+    t0 = together["started_at"]
+    figure = f"{together['node_executions_per_s']:.0f} node exec/s"
+    return figure, together["executions"], (t0, t0 + together["window_s"])
+
+
 async def _w1(api: Api, config: BenchConfig, checks: Checks) -> Measured:
     """The lone chains, warm-ups included; the window is the whole run."""
     t0 = time.time()
@@ -125,6 +134,7 @@ Measured = tuple[str, int, tuple[float, float]]
 WORKLOADS: dict[str, Callable[[Api, BenchConfig, Checks], Awaitable[Measured]]] = {
     "w1": _w1,
     "w2": _w2,
+    "w3": _w3,
 }
 
 
