@@ -4,8 +4,9 @@ Starts the platform as `python -m bench` does (its own database and vhost, the b
 limits), then runs W1 (chains one after another), W2 (bursts of chains at once) or W3 (the
 fan-outs at once) several times and prints, for each run, the rate or latency and the CPU
 time every process spent inside the run's window per execution: each service, PostgreSQL
-(all its backends), RabbitMQ and this client. On a 2-core box the sum of that column is what caps W2's rate, so this is the
-table to read before and after a change (alternate the variants: the box drifts by 10-20%).
+(all its backends), RabbitMQ and this client. On a 2-core box the sum of that column is what
+caps W2's rate, so this is the table to read before and after a change (alternate the
+variants: the box drifts by 10-20%).
 
 Times nothing it asserts; checks every execution as the benchmark does."""
 
