@@ -68,10 +68,8 @@ _CREATE = (
 )
 
 
-async def create_execution(
-    session: AsyncSession,
+def new_execution(
     *,
-    topology: Topology,
     user_id: str,
     graph_id: str,
     graph_version: int,
@@ -81,12 +79,11 @@ async def create_execution(
     parent: tuple[uuid.UUID, uuid.UUID, int] | None = None,
     max_credits: int | None = None,
     idempotency_key: str | None = None,
-) -> tuple[Execution, OutboxMessage]:
-    """Insert a QUEUED execution and, in the same statement, its `execution.requested`.
-    `parent` is (parent execution id, parent node execution id, depth) for a sub-agent.
-    The execution returned is not attached to the session (read it again to change it)."""
+) -> Execution:
+    """A QUEUED execution, not written yet. `parent` is (parent execution id, parent node
+    execution id, depth) for a sub-agent."""
     created_at = now()
-    execution = Execution(
+    return Execution(
         id=uuid.uuid4(),
         user_id=user_id,
         graph_id=graph_id,
@@ -113,6 +110,36 @@ async def create_execution(
         created_at=created_at,
         started_at=None,
         ended_at=None,
+    )
+
+
+async def create_execution(
+    session: AsyncSession,
+    *,
+    topology: Topology,
+    user_id: str,
+    graph_id: str,
+    graph_version: int,
+    graph: dict[str, Any],
+    inputs: dict[str, Any],
+    credentials_inputs: dict[str, Any],
+    parent: tuple[uuid.UUID, uuid.UUID, int] | None = None,
+    max_credits: int | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Execution, OutboxMessage]:
+    """Insert a QUEUED execution and, in the same statement, its `execution.requested` (for
+    the scheduler to start it). The execution returned is not attached to the session
+    (read it again to change it)."""
+    execution = new_execution(
+        user_id=user_id,
+        graph_id=graph_id,
+        graph_version=graph_version,
+        graph=graph,
+        inputs=inputs,
+        credentials_inputs=credentials_inputs,
+        parent=parent,
+        max_credits=max_credits,
+        idempotency_key=idempotency_key,
     )
     message = outbox.to_scheduler(
         topology, str(execution.id), ExecutionRequested(execution_id=str(execution.id))

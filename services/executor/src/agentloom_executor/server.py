@@ -111,6 +111,16 @@ class RunningApi:
         await self.graphs_channel.close()
 
 
+def limits(settings: ExecutorSettings) -> Limits:
+    """The per-execution and per-user limits, the same wherever an execution is started
+    or advanced (the executions API, the scheduler, the runners)."""
+    return Limits(
+        max_node_executions=settings.max_node_executions,
+        execution_timeout_s=settings.execution_timeout_s,
+        max_running_per_user=settings.max_running_per_user,
+    )
+
+
 async def start_api(settings: ExecutorSettings, infra: Infra) -> RunningApi:
     graphs_channel = create_channel(settings.graphs_addr, deadline_s=settings.grpc_deadline_s)
     servicer = ExecutionsServicer(
@@ -119,6 +129,7 @@ async def start_api(settings: ExecutorSettings, infra: Infra) -> RunningApi:
         graphs_pb2_grpc.GraphsServiceStub(graphs_channel),
         load_blocks(),
         infra.topology,
+        limits(settings),
     )
     schedules = schedule_servicer(infra, settings, graphs_channel)
     server, port, health_servicer = await create_server(
@@ -138,12 +149,9 @@ async def start_health(settings: ExecutorSettings) -> RunningServer:
 
 
 async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler:
-    limits = Limits(
-        max_node_executions=settings.max_node_executions,
-        execution_timeout_s=settings.execution_timeout_s,
-        max_running_per_user=settings.max_running_per_user,
+    scheduler = Scheduler(
+        infra.sessions, infra.outbox, load_blocks(), infra.topology, limits(settings)
     )
-    scheduler = Scheduler(infra.sessions, infra.outbox, load_blocks(), infra.topology, limits)
     await scheduler.start(infra.connection, settings.scheduler_prefetch)
     sweeper = Sweeper(
         infra.sessions,
@@ -206,11 +214,7 @@ async def start_runner(
         credentials_pb2_grpc.CredentialsServiceStub(credentials_channel),
         config=platform_config(settings),
         options=RunnerOptions(
-            limits=Limits(
-                max_node_executions=settings.max_node_executions,
-                execution_timeout_s=settings.execution_timeout_s,
-                max_running_per_user=settings.max_running_per_user,
-            ),
+            limits=limits(settings),
             node_timeout_s=settings.node_timeout_s,
             lease_s=settings.lease_s,
             retry=RetryPolicy(

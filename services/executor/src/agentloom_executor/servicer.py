@@ -26,7 +26,7 @@ from agentloom_executor.convert import (
 from agentloom_executor.cursor import decode_cursor, encode_cursor
 from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.outbox import Outbox
-from agentloom_executor.scheduling import request_next_waiting
+from agentloom_executor.scheduling import Engine, Limits, request_next_waiting
 from agentloom_executor.status import TERMINAL, Status
 from agentloom_executor.tables import Execution
 
@@ -56,6 +56,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         graphs: graphs_pb2_grpc.GraphsServiceStub,
         blocks: Mapping[str, type[Block]],
         topology: Topology,
+        limits: Limits,
     ) -> None:
         self._sessions = session_factory
         # One-statement reads and writes (and results, whose node list is read after the
@@ -65,6 +66,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         self._graphs = graphs
         self._blocks = blocks
         self._topology = topology
+        self._limits = limits
 
     async def CreateExecution(
         self, request: executor_pb2.CreateExecutionRequest, context: grpc.aio.ServicerContext
@@ -86,7 +88,8 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         credentials_inputs = _parse_object(request.credentials_inputs_json, "credentials_inputs")
         graph = await self._get_graph(request.user_id, request.graph_id, request.graph_version)
         snapshot_json = graph_json(graph)
-        problems = input_problems(GraphSnapshot.from_json(snapshot_json), self._blocks, inputs)
+        snapshot = GraphSnapshot.from_json(snapshot_json)
+        problems = input_problems(snapshot, self._blocks, inputs)
         if problems:
             raise InvalidArgument(
                 "invalid inputs: "
@@ -94,28 +97,34 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
                 reason="INPUTS_INVALID",
                 metadata={"errors": json.dumps({f"inputs.{k}": v for k, v in problems.items()})},
             )
+        execution = repository.new_execution(
+            user_id=request.user_id,
+            graph_id=graph.id,
+            graph_version=graph.version,
+            graph=snapshot_json,
+            inputs=inputs,
+            credentials_inputs=credentials_inputs,
+            max_credits=max_credits,
+            idempotency_key=key,
+        )
         try:
-            # One statement (the execution and its message), committed on its own.
-            async with self._single() as session:
-                execution, row = await repository.create_execution(
-                    session,
-                    topology=self._topology,
-                    user_id=request.user_id,
-                    graph_id=graph.id,
-                    graph_version=graph.version,
-                    graph=snapshot_json,
-                    inputs=inputs,
-                    credentials_inputs=credentials_inputs,
-                    max_credits=max_credits,
-                    idempotency_key=key,
+            # Started here, in the transaction that creates it (written QUEUED, then RUNNING
+            # with its first node executions and their jobs, or parked when the user is at
+            # their limit), rather than by the scheduler on an `execution.requested`: a
+            # message hop, a transaction and the execution read back less (issue 8).
+            async with self._sessions.begin() as session:
+                session.add(execution)
+                engine = Engine(
+                    session, execution, snapshot, self._blocks, self._topology, self._limits
                 )
+                rows = await engine.start()
         except IntegrityError:
             # The same key committed concurrently: that execution is the answer.
             existing = await self._existing(request.user_id, key) if key else None
             if existing is None:
                 raise
             return existing
-        await self._outbox.flush([row])
+        await self._outbox.flush(rows)
         return executor_pb2.CreateExecutionResponse(execution=execution_proto(execution))
 
     async def _existing(
