@@ -19,7 +19,7 @@ from agentloom_common.bus import (
     SCHEDULER_EXCHANGE,
 )
 from agentloom_executor import outbox, repository, scheduling
-from agentloom_executor.messages import NodeFinished, NodeJob
+from agentloom_executor.messages import CancelExecution, NodeFinished, NodeJob
 from agentloom_executor.server import Infra
 from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
 
@@ -322,6 +322,23 @@ async def test_a_message_left_in_the_outbox_is_sent_by_the_relay(
         if left == 0:
             break
         await asyncio.sleep(0.1)
+    assert left == 0
+
+
+async def test_published_outbox_rows_are_deleted_once_confirmed(engine: Infra) -> None:
+    """Rows flushed after their commit are deleted as the broker confirms them, in
+    batches of any size, without waiting for the relay."""
+    rows = [outbox.to_control(CancelExecution(execution_id=str(uuid.uuid4()))) for _ in range(7)]
+    async with engine.sessions.begin() as session:
+        session.add_all(rows)
+    ids = [row.id for row in rows]
+    await engine.outbox.flush(rows[:3])
+    await engine.outbox.flush(rows[3:])
+    await engine.outbox.drain()
+    async with engine.sessions() as session:
+        left = await session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.id.in_(ids))
+        )
     assert left == 0
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom_common.bus import (
@@ -24,10 +24,18 @@ from agentloom_common.bus import (
     Publisher,
     Topology,
 )
+from agentloom_common.db import DriverStatement, autocommit_sessions
 from agentloom_common.messages import Envelope
 from agentloom_executor.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
+
+# One statement text whatever the batch's size (an `IN (...)` list is a new statement per
+# length: under load each batch was parsed and planned again, and churned the connection's
+# prepared statement cache), in autocommit: no BEGIN and COMMIT around it.
+_DELETE_PUBLISHED = DriverStatement.of(
+    text("DELETE FROM executor.outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+)
 
 
 def _row(exchange: str, routing_key: str, message: Envelope, mandatory: bool) -> OutboxMessage:
@@ -65,6 +73,7 @@ class Outbox:
         poll_interval_s: float,
     ) -> None:
         self._sessions = session_factory
+        self._single = autocommit_sessions(session_factory)
         self._publisher = publisher
         self._retry_after = timedelta(seconds=retry_after_s)
         self._poll_interval_s = poll_interval_s
@@ -103,8 +112,8 @@ class Outbox:
         while self._confirmed:
             batch, self._confirmed = self._confirmed, []
             try:
-                async with self._sessions.begin() as session:
-                    await session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(batch)))
+                async with self._single() as session:
+                    await _DELETE_PUBLISHED.execute(session, {"ids": batch})
             except Exception:
                 # Left in place, the rows are re-sent by the relay: harmless, consumers are
                 # idempotent.
