@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.registry import load_blocks
@@ -286,6 +286,34 @@ async def test_a_start_waits_for_an_older_execution_whose_request_is_on_its_way(
         assert await _start(session, engine, newer, two) == []
         assert await _start(session, engine, older, two) == []
         assert (older.status, newer.status) == ("RUNNING", "RUNNING")
+        await session.rollback()
+
+
+async def test_a_start_that_must_not_wait_gives_up_while_the_user_is_locked(
+    engine: Infra,
+) -> None:
+    """The executions API starts what it creates only when the user's lock is free: while
+    another transaction holds it, the start does nothing (the API then requests it from
+    the scheduler); once it is free, the same start runs."""
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
+    someone = user()
+    limits = scheduling.Limits(max_running_per_user=2)
+    async with engine.sessions() as holder, engine.sessions() as session:
+        await holder.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": someone})
+        execution = await _unrequested_execution(session, engine, graph, someone, parked=False)
+        start = scheduling.Engine(
+            session,
+            execution,
+            GraphSnapshot.from_json(graph),
+            load_blocks(),
+            engine.topology,
+            limits,
+        )
+        assert await start.start(wait_for_user=False) is None
+        assert (execution.status, execution.parked) == ("QUEUED", False)
+        await holder.rollback()
+        assert await start.start(wait_for_user=False) is not None
+        assert execution.status == "RUNNING"
         await session.rollback()
 
 
