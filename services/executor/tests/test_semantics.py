@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.registry import load_blocks
@@ -19,6 +20,7 @@ from agentloom_executor import repository, scheduling
 from agentloom_executor.graph import GraphSnapshot
 from agentloom_executor.messages import ExecutionRequested
 from agentloom_executor.server import Infra
+from agentloom_executor.starts import GroupStarter
 from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
 
 Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
@@ -289,32 +291,65 @@ async def test_a_start_waits_for_an_older_execution_whose_request_is_on_its_way(
         await session.rollback()
 
 
-async def test_a_start_that_must_not_wait_gives_up_while_the_user_is_locked(
-    engine: Infra,
-) -> None:
-    """The executions API starts what it creates only when the user's lock is free: while
-    another transaction holds it, the start does nothing (the API then requests it from
-    the scheduler); once it is free, the same start runs."""
-    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
-    someone = user()
-    limits = scheduling.Limits(max_running_per_user=2)
-    async with engine.sessions() as holder, engine.sessions() as session:
-        await holder.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": someone})
-        execution = await _unrequested_execution(session, engine, graph, someone, parked=False)
-        start = scheduling.Engine(
-            session,
-            execution,
-            GraphSnapshot.from_json(graph),
-            load_blocks(),
-            engine.topology,
-            limits,
+def _starter(engine: Infra, limits: scheduling.Limits) -> GroupStarter:
+    return GroupStarter(engine.sessions, engine.outbox, load_blocks(), engine.topology, limits)
+
+
+def _build(user_id: str, graph: dict[str, Any], key: str | None = None) -> Callable[[], Execution]:
+    def build() -> Execution:
+        return repository.new_execution(
+            user_id=user_id,
+            graph_id="g-test",
+            graph_version=1,
+            graph=graph,
+            inputs={},
+            credentials_inputs={},
+            idempotency_key=key,
         )
-        assert await start.start(wait_for_user=False) is None
-        assert (execution.status, execution.parked) == ("QUEUED", False)
-        await holder.rollback()
-        assert await start.start(wait_for_user=False) is not None
-        assert execution.status == "RUNNING"
-        await session.rollback()
+
+    return build
+
+
+async def test_executions_requested_together_start_in_one_transaction(
+    engine: Infra, wait_terminal: WaitTerminal
+) -> None:
+    """The executions API's group start: twenty executions of one user asked for at once
+    are written and started in one transaction, the running limit counted across them
+    (the oldest five run, the rest are parked and start as slots free)."""
+    graph = {"nodes": [node("a", "pass_through_block", value=7)], "links": []}
+    someone = user()
+    starter = _starter(engine, scheduling.Limits(max_running_per_user=5))
+    snapshot = GraphSnapshot.from_json(graph)
+    created = await asyncio.gather(
+        *(starter.create(someone, _build(someone, graph), snapshot) for _ in range(20))
+    )
+    assert (starter.transactions, starter.started) == (1, 20)
+    assert [(e.status, e.parked) for e in created] == [("RUNNING", False)] * 5 + [
+        ("QUEUED", True)
+    ] * 15
+    ended = [await wait_terminal(engine, str(e.id)) for e in created]
+    assert [(e.status, e.outputs) for e in ended] == [("COMPLETED", {})] * 20
+
+
+async def test_a_group_start_that_fails_is_run_again_one_by_one(engine: Infra) -> None:
+    """An idempotency key taken twice in one batch fails the batch's transaction: each
+    execution is then written in its own, and only the one at fault gets the error."""
+    graph = {"nodes": [node("a", "pass_through_block", value=7)], "links": []}
+    someone = user()
+    starter = _starter(engine, scheduling.Limits(max_running_per_user=50))
+    snapshot = GraphSnapshot.from_json(graph)
+    first, again, other = await asyncio.gather(
+        starter.create(someone, _build(someone, graph, "k"), snapshot),
+        starter.create(someone, _build(someone, graph, "k"), snapshot),
+        starter.create(someone, _build(someone, graph), snapshot),
+        return_exceptions=True,
+    )
+    assert isinstance(first, Execution) and isinstance(other, Execution)
+    assert isinstance(again, IntegrityError)
+    assert (first.status, other.status) == ("RUNNING", "RUNNING")
+    async with engine.sessions() as session:
+        stored = await session.scalars(select(Execution.id).where(Execution.user_id == someone))
+        assert sorted(stored.all()) == sorted([first.id, other.id])
 
 
 async def _start(

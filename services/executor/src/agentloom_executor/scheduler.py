@@ -74,7 +74,7 @@ class Scheduler:
                 self._limits,
             )
             if isinstance(message, ExecutionRequested):
-                return await engine.start() or []
+                return await engine.start()
             node_execution = await session.get(
                 NodeExecution, repository.parse_uuid(message.node_execution_id)
             )

@@ -143,12 +143,11 @@ class Engine:
         self.session.add(row)
         self.rows.append(row)
 
-    async def start(self, *, wait_for_user: bool = True) -> list[OutboxMessage] | None:
+    async def start(self, *, user_locked: bool = False) -> list[OutboxMessage]:
         """QUEUED -> RUNNING and queue the starting nodes, unless the user is at their limit
         of running executions or an older execution of theirs waits for a slot: it is then
-        parked (stays QUEUED) until the end of a running one asks for it. Without
-        `wait_for_user`, None (nothing done) when another transaction holds the user's
-        lock rather than waiting for it."""
+        parked (stays QUEUED) until the end of a running one asks for it. `user_locked`:
+        this transaction holds the user's lock already (a group start)."""
         execution = self.execution
         if execution.status != Status.QUEUED.value:
             return []
@@ -158,10 +157,8 @@ class Engine:
             # waiting (requests reach the partitions in any order). Only a parked one needs
             # asking for: one whose own request is on its way starts when that arrives.
             limit = self.limits.max_running_per_user
-            if wait_for_user:
+            if not user_locked:
                 await _lock_user(self.session, execution.user_id)
-            elif not await _try_lock_user(self.session, execution.user_id):
-                return None
             slots = await _slots(self.session, execution, limit)
             if slots.running + slots.ahead >= limit:
                 execution.parked = True
@@ -441,18 +438,11 @@ async def _slots(session: AsyncSession, execution: Execution, limit: int) -> Slo
 
 
 _LOCK_USER = DriverStatement.of(text("SELECT pg_advisory_xact_lock(hashtext(:user))"))
-_TRY_LOCK_USER = DriverStatement.of(text("SELECT pg_try_advisory_xact_lock(hashtext(:user))"))
 
 
 async def _lock_user(session: AsyncSession, user_id: str) -> None:
     """Serialise starts of one user's executions across scheduler partitions."""
     await _LOCK_USER.fetch(session, {"user": user_id})
-
-
-async def _try_lock_user(session: AsyncSession, user_id: str) -> bool:
-    """`_lock_user`, or False at once when another transaction holds it."""
-    row = await _TRY_LOCK_USER.fetchrow(session, {"user": user_id})
-    return bool(row[0])
 
 
 async def _waiting_by_node(

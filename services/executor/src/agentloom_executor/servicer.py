@@ -26,7 +26,8 @@ from agentloom_executor.convert import (
 from agentloom_executor.cursor import decode_cursor, encode_cursor
 from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
 from agentloom_executor.outbox import Outbox
-from agentloom_executor.scheduling import Engine, Limits, request_next_waiting
+from agentloom_executor.scheduling import Limits, request_next_waiting
+from agentloom_executor.starts import GroupStarter
 from agentloom_executor.status import TERMINAL, Status
 from agentloom_executor.tables import Execution
 
@@ -67,6 +68,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         self._blocks = blocks
         self._topology = topology
         self._limits = limits
+        self._starts = GroupStarter(session_factory, outbox, blocks, topology, limits)
 
     async def CreateExecution(
         self, request: executor_pb2.CreateExecutionRequest, context: grpc.aio.ServicerContext
@@ -97,38 +99,32 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
                 reason="INPUTS_INVALID",
                 metadata={"errors": json.dumps({f"inputs.{k}": v for k, v in problems.items()})},
             )
-        execution = repository.new_execution(
-            user_id=request.user_id,
-            graph_id=graph.id,
-            graph_version=graph.version,
-            graph=snapshot_json,
-            inputs=inputs,
-            credentials_inputs=credentials_inputs,
-            max_credits=max_credits,
-            idempotency_key=key,
-        )
+
+        def build() -> Execution:
+            return repository.new_execution(
+                user_id=request.user_id,
+                graph_id=graph.id,
+                graph_version=graph.version,
+                graph=snapshot_json,
+                inputs=inputs,
+                credentials_inputs=credentials_inputs,
+                max_credits=max_credits,
+                idempotency_key=key,
+            )
+
         try:
-            # Started here, in the transaction that creates it (written QUEUED, then RUNNING
-            # with its first node executions and their jobs, or parked when the user is at
-            # their limit), rather than by the scheduler on an `execution.requested`: a
-            # message hop, a transaction and the execution read back less (issue 8). Only
-            # when the user's lock is free: under a burst of one user's requests, waiting
-            # for it made them queue behind each other's transactions (bench W4), so those
-            # are left QUEUED and requested from the scheduler, as before.
-            async with self._sessions.begin() as session:
-                session.add(execution)
-                engine = Engine(
-                    session, execution, snapshot, self._blocks, self._topology, self._limits
-                )
-                started = await engine.start(wait_for_user=False)
-                rows = engine.request(execution.id) if started is None else started
+            # Written and started (RUNNING with its first node executions and their jobs,
+            # or parked at the user's limit) in one transaction, together with the user's
+            # other executions requested meanwhile (starts.py), rather than by the
+            # scheduler on an `execution.requested`: a message hop, a transaction and the
+            # execution read back less (issue 8).
+            execution = await self._starts.create(request.user_id, build, snapshot)
         except IntegrityError:
             # The same key committed concurrently: that execution is the answer.
             existing = await self._existing(request.user_id, key) if key else None
             if existing is None:
                 raise
             return existing
-        await self._outbox.flush(rows)
         return executor_pb2.CreateExecutionResponse(execution=execution_proto(execution))
 
     async def _existing(
