@@ -163,3 +163,43 @@ async def test_condition_iteration_llm_and_template_together(client: AutoGPTClie
     ]
     asked = [n for n in results["node_executions"] if n["node_id"] == "ask"]
     assert sorted(n["inputs"]["topic"] for n in asked) == ["apple", "banana"]
+
+
+async def test_each_run_takes_the_graph_version_active_at_that_moment(
+    client: AutoGPTClient,
+) -> None:
+    """The executions API holds the graph versions it ran (issue 8): a new version, a
+    version chosen active again, or one named in the path must each be what runs."""
+
+    def echo(template: str) -> dict:
+        return graph(
+            "versions",
+            [
+                node("in", "text_input_block", name="word"),
+                node("fmt", "text_template_block", template=template),
+                node("out", "output_block", name="result"),
+            ],
+            [link("in", "text", "fmt", "w"), link("fmt", "text", "out", "value")],
+        )
+
+    async def run(graph_id: str, version: int | None = None) -> tuple[int, list]:
+        execution = await client.execute_graph(graph_id, {"word": "x"}, graph_version=version)
+        finished = await client.wait(execution["id"])
+        assert finished["status"] == "COMPLETED", finished
+        return finished["graph_version"], finished["outputs"]["result"]
+
+    created = await client.create_graph(echo("one {{ w }}"))
+    graphs = f"{client.base_url}/api/graphs/{created['id']}"
+    assert await run(created["id"]) == (1, ["one x"])
+    updated = await client.client.put(graphs, json=echo("two {{ w }}"))
+    assert updated.status_code == 200, updated.text
+    assert await run(created["id"]) == (2, ["two x"])
+    assert await run(created["id"], 1) == (1, ["one x"])
+    chosen = await client.client.put(f"{graphs}/versions/active", json={"active_graph_version": 1})
+    assert chosen.status_code == 200, chosen.text
+    assert await run(created["id"]) == (1, ["one x"])
+    assert await run(created["id"], 2) == (2, ["two x"])
+    deleted = await client.client.delete(graphs)
+    assert deleted.status_code in (200, 204), deleted.text
+    gone = await client.client.post(f"{graphs}/execute", json={"inputs": {"word": "x"}})
+    assert gone.status_code == 404, gone.text

@@ -170,6 +170,37 @@ async def test_list_pages_with_tokens_through_the_active_versions(
     assert all(g.is_active for g in everything.graphs)
 
 
+async def test_a_caller_holding_the_version_asked_for_gets_only_its_number(
+    graphs: Stub, user_id: str
+) -> None:
+    """`known_version`: the executions API holds the versions it ran; when the one asked for
+    (the active one, or a given one) is still the one held, the answer carries no graph."""
+    created = await create(graphs, user_id)
+
+    async def get(version: int, known: int) -> graphs_pb2.GetGraphResponse:
+        request = graphs_pb2.GetGraphRequest(
+            user_id=user_id, graph_id=created.id, version=version, known_version=known
+        )
+        reply: graphs_pb2.GetGraphResponse = await graphs.GetGraph(request)
+        return reply
+
+    held = await get(0, 1)
+    await graphs.UpdateGraph(
+        graphs_pb2.UpdateGraphRequest(user_id=user_id, graph_id=created.id, graph=spec("Two"))
+    )
+    moved = await get(0, 1)
+    old = await get(1, 1)
+    stale = await get(1, 2)
+    missing = await rpc_error(get(3, 3))
+
+    assert (held.unchanged, held.graph.version, len(held.graph.nodes)) == (True, 1, 0)
+    assert (moved.unchanged, moved.graph.version, moved.graph.name) == (False, 2, "Two")
+    assert len(moved.graph.nodes) == len(created.nodes)
+    assert (old.unchanged, old.graph.version, len(old.graph.nodes)) == (True, 1, 0)
+    assert (stale.unchanged, stale.graph.version, stale.graph.name) == (False, 1, "Greeter")
+    assert error_info(missing)[0] == "GRAPH_VERSION_NOT_FOUND"
+
+
 async def test_delete_removes_the_graph_from_reads_and_lists(graphs: Stub, user_id: str) -> None:
     kept = await create(graphs, user_id, "kept")
     deleted = await create(graphs, user_id, "deleted")
@@ -202,6 +233,9 @@ async def test_another_users_graph_answers_exactly_like_a_missing_one(
                 graphs_pb2.SetActiveVersionRequest(user_id=user_id, graph_id=graph_id, version=1)
             ),
             graphs.DeleteGraph(graphs_pb2.DeleteGraphRequest(user_id=user_id, graph_id=graph_id)),
+            graphs.GetGraph(
+                graphs_pb2.GetGraphRequest(user_id=user_id, graph_id=graph_id, known_version=1)
+            ),
         ]
 
     answers = {}
@@ -211,7 +245,7 @@ async def test_another_users_graph_answers_exactly_like_a_missing_one(
             answers[(graph_id, index)] = (error.code(), error.details(), error_info(error))
 
     expected = (grpc.StatusCode.NOT_FOUND, "graph not found", ("GRAPH_NOT_FOUND", {}))
-    assert len(answers) == 20 and all(answer == expected for answer in answers.values())
+    assert len(answers) == 24 and all(answer == expected for answer in answers.values())
     listed = await graphs.ListGraphs(graphs_pb2.ListGraphsRequest(user_id=user_id))
     assert list(listed.graphs) == []
 

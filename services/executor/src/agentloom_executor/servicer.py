@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc
-from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
+from agentloom.graphs.v1 import graphs_pb2_grpc
 from agentloom_blocks.sdk import Block
 from agentloom_common.bus import Topology
 from agentloom_common.db import autocommit_sessions
@@ -24,7 +24,7 @@ from agentloom_executor.convert import (
     status_proto,
 )
 from agentloom_executor.cursor import decode_cursor, encode_cursor
-from agentloom_executor.graph import GraphSnapshot, graph_json, input_problems
+from agentloom_executor.graph import GraphVersion, GraphVersions, input_problems
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.scheduling import Limits, request_next_waiting
 from agentloom_executor.starts import GroupStarter
@@ -68,6 +68,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         self._blocks = blocks
         self._topology = topology
         self._limits = limits
+        self._versions = GraphVersions(graphs)
         self._starts = GroupStarter(session_factory, outbox, blocks, topology, limits)
 
     async def CreateExecution(
@@ -89,8 +90,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         inputs = _parse_object(request.inputs_json, "inputs")
         credentials_inputs = _parse_object(request.credentials_inputs_json, "credentials_inputs")
         graph = await self._get_graph(request.user_id, request.graph_id, request.graph_version)
-        snapshot_json = graph_json(graph)
-        snapshot = GraphSnapshot.from_json(snapshot_json)
+        snapshot = graph.snapshot
         problems = input_problems(snapshot, self._blocks, inputs)
         if problems:
             raise InvalidArgument(
@@ -105,7 +105,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
                 user_id=request.user_id,
                 graph_id=graph.id,
                 graph_version=graph.version,
-                graph=snapshot_json,
+                graph=graph.snapshot_json,
                 inputs=inputs,
                 credentials_inputs=credentials_inputs,
                 max_credits=max_credits,
@@ -140,19 +140,15 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
             execution=execution_proto(execution), existing=True
         )
 
-    async def _get_graph(self, user_id: str, graph_id: str, version: int) -> graphs_pb2.Graph:
+    async def _get_graph(self, user_id: str, graph_id: str, version: int) -> GraphVersion:
         try:
-            response = await self._graphs.GetGraph(
-                graphs_pb2.GetGraphRequest(user_id=user_id, graph_id=graph_id, version=version)
-            )
+            return await self._versions.get(user_id, graph_id, version)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(
                     error.details() or "graph not found", reason="GRAPH_NOT_FOUND"
                 ) from None
             raise
-        graph: graphs_pb2.Graph = response.graph
-        return graph
 
     async def GetExecution(
         self, request: executor_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext

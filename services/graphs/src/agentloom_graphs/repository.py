@@ -72,6 +72,28 @@ async def get_graph(
     return _record(row)
 
 
+async def resolve_version(
+    *, session: AsyncSession, user_id: str, graph_id: str, version: int = 0
+) -> int:
+    """The version `get_graph` would answer with (0: the active one), in one small read;
+    the same errors."""
+    key = _parse_id(graph_id)
+    found = (
+        await session.execute(
+            select(GraphRow.active_version, GraphRow.latest_version).where(
+                GraphRow.id == key, GraphRow.user_id == user_id
+            )
+        )
+    ).one_or_none()
+    if found is None:
+        raise graph_not_found()
+    if version == 0:
+        return int(found.active_version)
+    if not 1 <= version <= found.latest_version:
+        raise version_not_found(version)
+    return version
+
+
 async def list_graphs(
     *, session: AsyncSession, user_id: str, page_size: int, after: Cursor | None
 ) -> GraphPage:

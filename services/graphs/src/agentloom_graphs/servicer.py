@@ -43,6 +43,15 @@ class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
     ) -> graphs_pb2.GetGraphResponse:
         user_id = require_user_id(request.user_id)
         async with self._reads() as session:
+            if request.known_version:
+                # The caller holds a version already (the executions API, per run): a
+                # small read rather than the whole graph, when it is still the one asked.
+                version = await repository.resolve_version(
+                    session=session, user_id=user_id, graph_id=request.graph_id, version=request.version
+                )
+                if version == request.known_version:
+                    held = graphs_pb2.Graph(id=request.graph_id, version=version)
+                    return graphs_pb2.GetGraphResponse(graph=held, unchanged=True)
             record = await repository.get_graph(
                 session=session, user_id=user_id, graph_id=request.graph_id, version=request.version
             )

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n agentloom/graphs/v1/graphs.proto\x12\x13\x61gentloom.graphs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\t\x12\x1a\n\x12input_default_json\x18\x03 \x01(\t\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\"q\n\x04Link\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12\x0f\n\x07sink_id\x18\x04 \x01(\t\x12\x11\n\tsink_name\x18\x05 \x01(\t\x12\x11\n\tis_static\x18\x06 \x01(\x08\"\xa6\x02\n\x05Graph\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x11\n\tis_active\x18\x03 \x01(\x08\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12(\n\x05nodes\x18\x07 \x03(\x0b\x32\x19.agentloom.graphs.v1.Node\x12(\n\x05links\x18\x08 \x03(\x0b\x32\x19.agentloom.graphs.v1.Link\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11input_schema_json\x18\n \x01(\t\x12\x1a\n\x12output_schema_json\x18\x0b \x01(\t\"\x82\x01\n\tGraphSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12(\n\x05nodes\x18\x03 \x03(\x0b\x32\x19.agentloom.graphs.v1.Node\x12(\n\x05links\x18\x04 \x03(\x0b\x32\x19.agentloom.graphs.v1.Link\"T\n\x12\x43reateGraphRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12-\n\x05graph\x18\x02 \x01(\x0b\x32\x1e.agentloom.graphs.v1.GraphSpec\"@\n\x13\x43reateGraphResponse\x12)\n\x05graph\x18\x01 \x01(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"E\n\x0fGetGraphRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\"=\n\x10GetGraphResponse\x12)\n\x05graph\x18\x01 \x01(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"K\n\x11ListGraphsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x12ListGraphsResponse\x12*\n\x06graphs\x18\x01 \x03(\x0b\x32\x1a.agentloom.graphs.v1.Graph\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x80\x01\n\x12UpdateGraphRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12-\n\x05graph\x18\x03 \x01(\x0b\x32\x1e.agentloom.graphs.v1.GraphSpec\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x05\"@\n\x13UpdateGraphResponse\x12)\n\x05graph\x18\x01 \x01(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"=\n\x18ListGraphVersionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\"G\n\x19ListGraphVersionsResponse\x12*\n\x06graphs\x18\x01 \x03(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"M\n\x17SetActiveVersionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\"E\n\x18SetActiveVersionResponse\x12)\n\x05graph\x18\x01 \x01(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"7\n\x12\x44\x65leteGraphRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteGraphResponse2\xd2\x05\n\rGraphsService\x12`\n\x0b\x43reateGraph\x12\'.agentloom.graphs.v1.CreateGraphRequest\x1a(.agentloom.graphs.v1.CreateGraphResponse\x12W\n\x08GetGraph\x12$.agentloom.graphs.v1.GetGraphRequest\x1a%.agentloom.graphs.v1.GetGraphResponse\x12]\n\nListGraphs\x12&.agentloom.graphs.v1.ListGraphsRequest\x1a\'.agentloom.graphs.v1.ListGraphsResponse\x12`\n\x0bUpdateGraph\x12\'.agentloom.graphs.v1.UpdateGraphRequest\x1a(.agentloom.graphs.v1.UpdateGraphResponse\x12r\n\x11ListGraphVersions\x12-.agentloom.graphs.v1.ListGraphVersionsRequest\x1a..agentloom.graphs.v1.ListGraphVersionsResponse\x12o\n\x10SetActiveVersion\x12,.agentloom.graphs.v1.SetActiveVersionRequest\x1a-.agentloom.graphs.v1.SetActiveVersionResponse\x12`\n\x0b\x44\x65leteGraph\x12\'.agentloom.graphs.v1.DeleteGraphRequest\x1a(.agentloom.graphs.v1.DeleteGraphResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n agentloom/graphs/v1/graphs.proto\x12\x13\x61gentloom.graphs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x04Node\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\t\x12\x1a\n\x12input_default_json\x18\x03 \x01(\t\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\"q\n\x04Link\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12\x0f\n\x07sink_id\x18\x04 \x01(\t\x12\x11\n\tsink_name\x18\x05 \x01(\t\x12\x11\n\tis_static\x18\x06 \x01(\x08\"\xa6\x02\n\x05Graph\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x11\n\tis_active\x18\x03 \x01(\x08\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12(\n\x05nodes\x18\x07 \x03(\x0b\x32\x19.agentloom.graphs.v1.Node\x12(\n\x05links\x18\x08 \x03(\x0b\x32\x19.agentloom.graphs.v1.Link\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11input_schema_json\x18\n \x01(\t\x12\x1a\n\x12output_schema_json\x18\x0b \x01(\t\"\x82\x01\n\tGraphSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12(\n\x05nodes\x18\x03 \x03(\x0b\x32\x19.agentloom.graphs.v1.Node\x12(\n\x05links\x18\x04 \x03(\x0b\x32\x19.agentloom.graphs.v1.Link\"T\n\x12\x43reateGraphRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12-\n\x05graph\x18\x02 \x01(\x0b\x32\x1e.agentloom.graphs.v1.GraphSpec\"@\n\x13\x43reateGraphResponse\x12)\n\x05graph\x18\x01 \x01(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"\\\n\x0fGetGraphRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x15\n\rknown_version\x18\x04 \x01(\x05\"P\n\x10GetGraphResponse\x12)\n\x05graph\x18\x01 \x01(\x0b\x32\x1a.agentloom.graphs.v1.Graph\x12\x11\n\tunchanged\x18\x02 \x01(\x08\"K\n\x11ListGraphsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x12ListGraphsResponse\x12*\n\x06graphs\x18\x01 \x03(\x0b\x32\x1a.agentloom.graphs.v1.Graph\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x80\x01\n\x12UpdateGraphRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12-\n\x05graph\x18\x03 \x01(\x0b\x32\x1e.agentloom.graphs.v1.GraphSpec\x12\x18\n\x10\x65xpected_version\x18\x04 \x01(\x05\"@\n\x13UpdateGraphResponse\x12)\n\x05graph\x18\x01 \x01(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"=\n\x18ListGraphVersionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\"G\n\x19ListGraphVersionsResponse\x12*\n\x06graphs\x18\x01 \x03(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"M\n\x17SetActiveVersionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\"E\n\x18SetActiveVersionResponse\x12)\n\x05graph\x18\x01 \x01(\x0b\x32\x1a.agentloom.graphs.v1.Graph\"7\n\x12\x44\x65leteGraphRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteGraphResponse2\xd2\x05\n\rGraphsService\x12`\n\x0b\x43reateGraph\x12\'.agentloom.graphs.v1.CreateGraphRequest\x1a(.agentloom.graphs.v1.CreateGraphResponse\x12W\n\x08GetGraph\x12$.agentloom.graphs.v1.GetGraphRequest\x1a%.agentloom.graphs.v1.GetGraphResponse\x12]\n\nListGraphs\x12&.agentloom.graphs.v1.ListGraphsRequest\x1a\'.agentloom.graphs.v1.ListGraphsResponse\x12`\n\x0bUpdateGraph\x12\'.agentloom.graphs.v1.UpdateGraphRequest\x1a(.agentloom.graphs.v1.UpdateGraphResponse\x12r\n\x11ListGraphVersions\x12-.agentloom.graphs.v1.ListGraphVersionsRequest\x1a..agentloom.graphs.v1.ListGraphVersionsResponse\x12o\n\x10SetActiveVersion\x12,.agentloom.graphs.v1.SetActiveVersionRequest\x1a-.agentloom.graphs.v1.SetActiveVersionResponse\x12`\n\x0b\x44\x65leteGraph\x12\'.agentloom.graphs.v1.DeleteGraphRequest\x1a(.agentloom.graphs.v1.DeleteGraphResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,29 +45,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEGRAPHRESPONSE']._serialized_start=810
   _globals['_CREATEGRAPHRESPONSE']._serialized_end=874
   _globals['_GETGRAPHREQUEST']._serialized_start=876
-  _globals['_GETGRAPHREQUEST']._serialized_end=945
-  _globals['_GETGRAPHRESPONSE']._serialized_start=947
-  _globals['_GETGRAPHRESPONSE']._serialized_end=1008
-  _globals['_LISTGRAPHSREQUEST']._serialized_start=1010
-  _globals['_LISTGRAPHSREQUEST']._serialized_end=1085
-  _globals['_LISTGRAPHSRESPONSE']._serialized_start=1087
-  _globals['_LISTGRAPHSRESPONSE']._serialized_end=1176
-  _globals['_UPDATEGRAPHREQUEST']._serialized_start=1179
-  _globals['_UPDATEGRAPHREQUEST']._serialized_end=1307
-  _globals['_UPDATEGRAPHRESPONSE']._serialized_start=1309
-  _globals['_UPDATEGRAPHRESPONSE']._serialized_end=1373
-  _globals['_LISTGRAPHVERSIONSREQUEST']._serialized_start=1375
-  _globals['_LISTGRAPHVERSIONSREQUEST']._serialized_end=1436
-  _globals['_LISTGRAPHVERSIONSRESPONSE']._serialized_start=1438
-  _globals['_LISTGRAPHVERSIONSRESPONSE']._serialized_end=1509
-  _globals['_SETACTIVEVERSIONREQUEST']._serialized_start=1511
-  _globals['_SETACTIVEVERSIONREQUEST']._serialized_end=1588
-  _globals['_SETACTIVEVERSIONRESPONSE']._serialized_start=1590
-  _globals['_SETACTIVEVERSIONRESPONSE']._serialized_end=1659
-  _globals['_DELETEGRAPHREQUEST']._serialized_start=1661
-  _globals['_DELETEGRAPHREQUEST']._serialized_end=1716
-  _globals['_DELETEGRAPHRESPONSE']._serialized_start=1718
-  _globals['_DELETEGRAPHRESPONSE']._serialized_end=1739
-  _globals['_GRAPHSSERVICE']._serialized_start=1742
-  _globals['_GRAPHSSERVICE']._serialized_end=2464
+  _globals['_GETGRAPHREQUEST']._serialized_end=968
+  _globals['_GETGRAPHRESPONSE']._serialized_start=970
+  _globals['_GETGRAPHRESPONSE']._serialized_end=1050
+  _globals['_LISTGRAPHSREQUEST']._serialized_start=1052
+  _globals['_LISTGRAPHSREQUEST']._serialized_end=1127
+  _globals['_LISTGRAPHSRESPONSE']._serialized_start=1129
+  _globals['_LISTGRAPHSRESPONSE']._serialized_end=1218
+  _globals['_UPDATEGRAPHREQUEST']._serialized_start=1221
+  _globals['_UPDATEGRAPHREQUEST']._serialized_end=1349
+  _globals['_UPDATEGRAPHRESPONSE']._serialized_start=1351
+  _globals['_UPDATEGRAPHRESPONSE']._serialized_end=1415
+  _globals['_LISTGRAPHVERSIONSREQUEST']._serialized_start=1417
+  _globals['_LISTGRAPHVERSIONSREQUEST']._serialized_end=1478
+  _globals['_LISTGRAPHVERSIONSRESPONSE']._serialized_start=1480
+  _globals['_LISTGRAPHVERSIONSRESPONSE']._serialized_end=1551
+  _globals['_SETACTIVEVERSIONREQUEST']._serialized_start=1553
+  _globals['_SETACTIVEVERSIONREQUEST']._serialized_end=1630
+  _globals['_SETACTIVEVERSIONRESPONSE']._serialized_start=1632
+  _globals['_SETACTIVEVERSIONRESPONSE']._serialized_end=1701
+  _globals['_DELETEGRAPHREQUEST']._serialized_start=1703
+  _globals['_DELETEGRAPHREQUEST']._serialized_end=1758
+  _globals['_DELETEGRAPHRESPONSE']._serialized_start=1760
+  _globals['_DELETEGRAPHRESPONSE']._serialized_end=1781
+  _globals['_GRAPHSSERVICE']._serialized_start=1784
+  _globals['_GRAPHSSERVICE']._serialized_end=2506
 # @@protoc_insertion_point(module_scope)

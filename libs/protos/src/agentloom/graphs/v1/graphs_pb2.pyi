@@ -220,20 +220,27 @@ class GetGraphRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     GRAPH_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    KNOWN_VERSION_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     graph_id: _builtins.str
     version: _builtins.int
     """0 means the active version."""
+    known_version: _builtins.int
+    """The version the caller holds already (a graph version never changes): when the
+    version asked for is this one, the reply carries only the graph's id and version, with
+    `unchanged` set. 0: always the whole graph.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         graph_id: _builtins.str = ...,
         version: _builtins.int = ...,
+        known_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph_id", b"graph_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph_id", b"graph_id", "known_version", b"known_version", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -244,16 +251,20 @@ class GetGraphResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     GRAPH_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    unchanged: _builtins.bool
+    """The caller's `known_version` is the one asked for: `graph` holds only id and version."""
     @_builtins.property
     def graph(self) -> Global___Graph: ...
     def __init__(
         self,
         *,
         graph: Global___Graph | None = ...,
+        unchanged: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
