@@ -1,4 +1,4 @@
-"""`python -m bench.profile [w1|w2|w3] [--runs N] [--executions N]`: where the CPU goes.
+"""`python -m bench.profile [w1|w2|w3|w4] [--runs N] [--executions N]`: where the CPU goes.
 
 Starts the platform as `python -m bench` does (its own database and vhost, the bench's operator
 limits), then runs W1 (chains one after another), W2 (bursts of chains at once) or W3 (the
@@ -23,7 +23,7 @@ from dataclasses import replace
 import psutil
 
 from agentloom_devkit.stack import Stack
-from bench import workloads
+from bench import api_load, workloads
 from bench.api import Api
 from bench.checks import Checks
 from bench.config import BenchConfig
@@ -131,11 +131,26 @@ async def _w1(api: Api, config: BenchConfig, checks: Checks) -> Measured:
     return f"p50 {latency['p50_ms']:.1f} ms p99 {latency['p99_ms']:.1f} ms", runs, (t0, time.time())
 
 
+async def _w4(api: Api, config: BenchConfig, checks: Checks) -> Measured:
+    """Executions created at the W4 rate, each read once; the window runs from the first
+    request to the last answer (the executions' own runs after it are not counted)."""
+    t0 = time.time()
+    result = await api_load.api_load(api, config, checks)
+    post, get = result["post_execute"], result["get_execution"]
+    figure = (
+        f"POST p50 {post['p50_ms']:.0f} p99 {post['p99_ms']:.0f} ms, "
+        f"GET p50 {get['p50_ms']:.0f} p99 {get['p99_ms']:.0f} ms, "
+        f"answered in {result['all_answered_after_s']:.1f} s"
+    )
+    return figure, result["requests"], (t0, t0 + result["all_answered_after_s"])
+
+
 Measured = tuple[str, int, tuple[float, float]]
 WORKLOADS: dict[str, Callable[[Api, BenchConfig, Checks], Awaitable[Measured]]] = {
     "w1": _w1,
     "w2": _w2,
     "w3": _w3,
+    "w4": _w4,
 }
 
 
@@ -192,8 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--executions", type=int, default=200, help="W2 executions per burst")
     parser.add_argument("--w1-runs", type=int, default=50)
     parser.add_argument("--runners", type=int, default=2)
+    parser.add_argument("--w4-rate", type=float, default=100.0, help="W4 executions per second")
+    parser.add_argument("--w4-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
-    config = BenchConfig(w2_executions=args.executions, w1_runs=args.w1_runs, runners=args.runners)
+    config = BenchConfig(
+        w2_executions=args.executions,
+        w1_runs=args.w1_runs,
+        runners=args.runners,
+        w4_rate=args.w4_rate,
+        w4_seconds=args.w4_seconds,
+    )
     return asyncio.run(profile(args.workload, args.runs, config))
 
 

@@ -47,7 +47,10 @@ class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
                 # The caller holds a version already (the executions API, per run): a
                 # small read rather than the whole graph, when it is still the one asked.
                 version = await repository.resolve_version(
-                    session=session, user_id=user_id, graph_id=request.graph_id, version=request.version
+                    session=session,
+                    user_id=user_id,
+                    graph_id=request.graph_id,
+                    version=request.version,
                 )
                 if version == request.known_version:
                     held = graphs_pb2.Graph(id=request.graph_id, version=version)
