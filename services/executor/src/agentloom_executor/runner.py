@@ -32,6 +32,7 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.billing.v1 import billing_pb2, billing_pb2_grpc
@@ -311,7 +312,9 @@ class Runner:
         rolls its transaction back by ending the execution, which the claim then sees)."""
         timeout_s = self._timeout_s(claim.config)
         try:
-            return await asyncio.wait_for(self._run(block, claim), timeout_s)
+            # A deadline on this task rather than `wait_for` (a task per node).
+            async with asyncio.timeout(timeout_s):
+                return await self._run(block, claim)
         except TimeoutError:
             message = f"timed out after {timeout_s:g}s"
             return Outcome(Status.FAILED, [[ERROR_PIN, message]], message)
@@ -403,6 +406,7 @@ class Runner:
         tries = 0
         while True:
             if not engine.kept:
+                await engine.write_finished()  # the count and the claim must see them
                 claimed, tally = await self._take_siblings(
                     session, engine, free, budget, deadline, count_first=tries == 0
                 )
@@ -447,8 +451,12 @@ class Runner:
             node.ended_at = repository.now()
             node.lease_expires_at = None
             node.applied = True
-            session.add(node)
+            if inspect(node).transient:
+                engine.finished.append(node)  # queued here: written once, with the others
+            else:
+                session.add(node)  # a sibling claimed from the database
             await engine.apply_finished(node, stored_applied=True)
+        await engine.write_finished()
         return following, tally
 
     async def _take_siblings(

@@ -85,6 +85,15 @@ class Engine:
         # first one is kept whatever its block; later ones only when `keep` accepts them.
         self.keep: Callable[[NodeExecution], bool] | None = None
         self.kept: deque[NodeExecution] = deque()
+        # Kept node executions the runner finished here, not in the session: written in one
+        # statement before anything reads node executions (`write_finished`).
+        self.finished: list[NodeExecution] = []
+
+    async def write_finished(self) -> None:
+        """Write the finished kept node executions (counts and queries must see them)."""
+        if self.finished:
+            nodes, self.finished = self.finished, []
+            await repository.write_finished(self.session, nodes)
 
     def _new_node_execution(
         self, node: NodeSpec, status: Status, inputs: dict[str, Any]
@@ -205,6 +214,7 @@ class Engine:
         }
         # Runs waiting for more values exist only for nodes fed on several pins.
         if any(self.graph.may_wait(sink) for sink in sinks):
+            await self.write_finished()  # in creation order (`seq`) before those it reads
             waiting = await _waiting_by_node(self.session, execution.id)
         else:
             waiting = defaultdict(list)
@@ -240,6 +250,7 @@ class Engine:
         if self.execution.status != Status.RUNNING.value:
             return self.rows
         if tally is None:
+            await self.write_finished()
             tally = await repository.node_tally(self.session, self.execution.id)
         if tally.active == 0:
             return await self.end(Status.COMPLETED, tally=tally)
@@ -310,6 +321,7 @@ class Engine:
     async def end(
         self, status: Status, error: str | None = None, *, tally: repository.Tally | None = None
     ) -> list[OutboxMessage]:
+        await self.write_finished()
         await self._flush()
         self.rows += await repository.end_execution(
             self.session,
