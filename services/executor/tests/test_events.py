@@ -299,3 +299,57 @@ async def test_node_executions_inserted_together_record_each_ones_events_in_orde
         ("waiting", "INCOMPLETE", 0, None, None, 0, False, False),
         ("queued", "QUEUED", 0, None, None, 0, False, False),
     ]
+
+
+async def test_an_execution_inserted_started_records_the_statuses_it_went_through(
+    engine: Infra,
+) -> None:
+    """The executions API writes an execution once, in the state its start left it
+    (migration 0010): its events are those of an INSERT QUEUED and the UPDATEs after."""
+    moment = datetime.now(UTC)
+
+    def row(status: str, **fields: Any) -> Execution:
+        built = repository.new_execution(
+            user_id=f"user-{uuid.uuid4().hex[:8]}",
+            graph_id="g-test",
+            graph_version=1,
+            graph=CHAIN,
+            inputs={},
+            credentials_inputs={},
+        )
+        built.status = status
+        for name, value in fields.items():
+            setattr(built, name, value)
+        return built
+
+    written = [
+        row("QUEUED", parked=True),
+        row("RUNNING", started_at=moment),
+        row("COMPLETED", started_at=moment, ended_at=moment, node_count=0),
+        row("FAILED", ended_at=moment, error="no graph"),
+    ]
+    async with engine.sessions.begin() as session:
+        session.add_all(written)
+        await session.flush()
+        recorded = (
+            await session.execute(
+                select(ExecutionEvent.execution_id, ExecutionEvent.data)
+                .where(ExecutionEvent.execution_id.in_([e.id for e in written]))
+                .order_by(ExecutionEvent.id)
+            )
+        ).all()
+        await session.rollback()
+
+    def statuses(execution: Execution) -> list[tuple[Any, ...]]:
+        return [
+            (data["status"], data["started_at"] is not None, data["ended_at"] is not None)
+            for execution_id, data in recorded
+            if execution_id == execution.id
+        ]
+
+    assert [statuses(e) for e in written] == [
+        [("QUEUED", False, False)],
+        [("QUEUED", False, False), ("RUNNING", True, False)],
+        [("QUEUED", False, False), ("RUNNING", True, False), ("COMPLETED", True, True)],
+        [("QUEUED", False, False), ("FAILED", False, True)],
+    ]

@@ -112,12 +112,15 @@ class GroupStarter:
         async with self._sessions.begin() as session:
             for position, start in enumerate(batch):
                 start.execution = execution = start.build()
-                session.add(execution)
                 engine = Engine(
                     session, execution, start.graph, self._blocks, self._topology, self._limits
                 )
                 # The user's lock, taken by the first start, is held to the commit.
                 rows += await engine.start(user_locked=position > 0)
+                # Added once started: written once, in the state the start left it (its
+                # QUEUED event is recorded all the same: migration 0010), before the next
+                # start's statements count it.
+                session.add(execution)
         self.transactions += 1
         self.started += len(batch)
         return rows
