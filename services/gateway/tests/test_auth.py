@@ -3,8 +3,11 @@ so a route added later cannot be left open."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -143,3 +146,61 @@ async def test_a_key_made_with_another_pepper_is_rejected(
 async def test_open_routes_need_no_credentials(client: httpx.AsyncClient) -> None:
     for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
         assert (await client.get(path)).status_code == 200, path
+
+
+@contextlib.asynccontextmanager
+async def _running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+async def test_a_valid_key_is_remembered_briefly_and_its_expiry_still_holds(
+    settings: GatewaySettings,
+    sessions: async_sessionmaker[AsyncSession],
+    make_caller: Any,
+) -> None:
+    """API keys found valid are not looked up again for `api_key_cache_s` (issue 8): a
+    revocation written by another replica (here: straight to the database) takes effect
+    within that time, and a key past its expiry is refused at once all the same."""
+    app = create_app(settings.model_copy(update={"api_key_cache_s": 3.0}))
+    caller = await make_caller()
+    async with _running(app) as client:
+        expiring = await make_caller(expires_at=datetime.now(UTC) + timedelta(seconds=1))
+        for someone in (caller, expiring):
+            assert (await client.get("/api/user", headers=someone.headers)).status_code == 200
+        remembered_until = asyncio.get_running_loop().time() + 3.0
+        async with sessions.begin() as session:
+            await identity.revoke_api_key(
+                session=session, user_id=caller.user_id, key_id=caller.key_id
+            )
+        await asyncio.sleep(1.2)
+        # Both still remembered: the revoked key still answers, the expired one does not.
+        assert (await client.get("/api/user", headers=caller.headers)).status_code == 200
+        _assert_unauthenticated(await client.get("/api/user", headers=expiring.headers))
+        await asyncio.sleep(remembered_until - asyncio.get_running_loop().time() + 0.1)
+        _assert_unauthenticated(await client.get("/api/user", headers=caller.headers))
+
+
+async def test_changes_made_through_the_gateway_apply_at_once_despite_the_cache(
+    settings: GatewaySettings, make_caller: Any
+) -> None:
+    """Suspending or revoking a key through this gateway forgets what it remembered."""
+    app = create_app(settings.model_copy(update={"api_key_cache_s": 3600}))
+    async with _running(app) as client:
+        caller = await make_caller()
+        other = await client.post(
+            "/api/user/api-keys", json={"name": "second"}, headers=caller.headers
+        )
+        assert other.status_code == 201, other.text
+        second = {"X-API-Key": other.json()["api_key"]}
+        assert (await client.get("/api/user", headers=second)).status_code == 200
+        suspended = await client.post(
+            f"/api/user/api-keys/{other.json()['id']}/suspend", headers=caller.headers
+        )
+        assert suspended.status_code == 200, suspended.text
+        _assert_unauthenticated(await client.get("/api/user", headers=second))
+        revoked = await client.delete(f"/api/user/api-keys/{caller.key_id}", headers=caller.headers)
+        assert revoked.status_code == 204, revoked.text
+        _assert_unauthenticated(await client.get("/api/user", headers=caller.headers))

@@ -73,6 +73,7 @@ def create_app(
             engine,
             pepper=settings.api_key_pepper.get_secret_value().encode(),
             touch_interval=timedelta(seconds=settings.api_key_touch_interval_s),
+            cache_s=settings.api_key_cache_s,
         )
         access = await open_access(settings, sessions)
         app.state.resources = Resources(

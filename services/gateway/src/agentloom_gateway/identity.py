@@ -207,6 +207,7 @@ class KeyHolder:
     user_id: uuid.UUID
     scopes: list[str]
     role: str
+    expires_at: datetime | None = None
 
 
 # Built once: authentication runs on every request (statement building showed in profiles).
@@ -284,7 +285,13 @@ async def authenticate_api_key(
     stale = now - touch_interval
     if row.last_used_at is None or row.last_used_at < stale:
         await connection.execute(_KEY_TOUCH, {"key_id": row.id, "stale": stale, "used_at": now})
-    return KeyHolder(key_id=row.id, user_id=row.user_id, scopes=list(row.scopes), role=row.role)
+    return KeyHolder(
+        key_id=row.id,
+        user_id=row.user_id,
+        scopes=list(row.scopes),
+        role=row.role,
+        expires_at=row.expires_at,
+    )
 
 
 async def list_api_keys(*, session: AsyncSession, user_id: uuid.UUID | str) -> list[ApiKey]:

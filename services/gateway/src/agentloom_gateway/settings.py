@@ -37,6 +37,9 @@ class GatewaySettings(ServiceSettings):
     api_key_pepper: SecretStr = SecretStr(DEV_API_KEY_PEPPER)
     # `last_used_at` is written at most this often per key, so a busy key costs no writes.
     api_key_touch_interval_s: float = 60.0
+    # A key found valid is not looked up again for this long (0: every request). Changes
+    # made through this gateway apply at once; through another replica, within this.
+    api_key_cache_s: float = 2.0
     db_pool_size: int = 10
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 64

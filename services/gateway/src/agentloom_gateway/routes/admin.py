@@ -9,7 +9,7 @@ import uuid
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from agentloom.billing.v1 import billing_pb2
 from agentloom_common.problem import FieldError
@@ -22,6 +22,7 @@ from agentloom_gateway.access_schemas import (
     AdminUserList,
     CreditGrantIn,
 )
+from agentloom_gateway.auth import forget_user
 from agentloom_gateway.deps import ServicesDep, SessionsDep, SettingsDep
 from agentloom_gateway.errors import ApiProblem, not_found, problem_responses
 from agentloom_gateway.routes.api_keys import check_expiry
@@ -133,13 +134,16 @@ async def create_api_key(
     return schemas.ApiKeyCreated(**shown.model_dump(), api_key=created.api_key)
 
 
-async def _suspend(sessions: SessionsDep, user_id: uuid.UUID, suspended: bool) -> AdminUser:
+async def _suspend(
+    request: Request, sessions: SessionsDep, user_id: uuid.UUID, suspended: bool
+) -> AdminUser:
     async with sessions.begin() as session:
         user = await identity.set_user_suspended(
             session=session, user_id=user_id, suspended=suspended
         )
     if user is None:
         raise not_found("no such user")
+    forget_user(request, str(user_id))
     return _admin_user(user)
 
 
@@ -148,15 +152,15 @@ async def _suspend(sessions: SessionsDep, user_id: uuid.UUID, suspended: bool) -
     summary="Suspend a user: every key and token of theirs answers 401",
     responses=problem_responses(404),
 )
-async def suspend_user(user_id: UserId, sessions: SessionsDep) -> AdminUser:
-    return await _suspend(sessions, user_id, True)
+async def suspend_user(request: Request, user_id: UserId, sessions: SessionsDep) -> AdminUser:
+    return await _suspend(request, sessions, user_id, True)
 
 
 @router.post(
     "/users/{user_id}/reinstate", summary="Lift a suspension", responses=problem_responses(404)
 )
-async def reinstate_user(user_id: UserId, sessions: SessionsDep) -> AdminUser:
-    return await _suspend(sessions, user_id, False)
+async def reinstate_user(request: Request, user_id: UserId, sessions: SessionsDep) -> AdminUser:
+    return await _suspend(request, sessions, user_id, False)
 
 
 @router.post(

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from agentloom_common.problem import FieldError
 from agentloom_gateway import convert, identity, schemas
 from agentloom_gateway.access import requires
-from agentloom_gateway.auth import Principal, PrincipalDep
+from agentloom_gateway.auth import Principal, PrincipalDep, forget_user
 from agentloom_gateway.deps import SessionsDep, SettingsDep
 from agentloom_gateway.errors import ApiProblem, not_found, problem_responses
 from agentloom_gateway.scopes import ADMIN_SCOPE
@@ -100,10 +100,14 @@ async def get_api_key(
     "/{key_id}", summary="Rename an API key or change its scopes", responses=problem_responses(404)
 )
 async def update_api_key(
-    key_id: KeyId, body: schemas.ApiKeyUpdate, principal: PrincipalDep, sessions: SessionsDep
+    request: Request,
+    key_id: KeyId,
+    body: schemas.ApiKeyUpdate,
+    principal: PrincipalDep,
+    sessions: SessionsDep,
 ) -> schemas.ApiKeyOut:
     scopes = granted_scopes(principal, body.scopes) if body.scopes is not None else None
-    return await _update(principal, sessions, key_id, name=body.name, scopes=scopes)
+    return await _update(request, principal, sessions, key_id, name=body.name, scopes=scopes)
 
 
 @router.post(
@@ -112,21 +116,22 @@ async def update_api_key(
     responses=problem_responses(404),
 )
 async def suspend_api_key(
-    key_id: KeyId, principal: PrincipalDep, sessions: SessionsDep
+    request: Request, key_id: KeyId, principal: PrincipalDep, sessions: SessionsDep
 ) -> schemas.ApiKeyOut:
-    return await _update(principal, sessions, key_id, suspended=True)
+    return await _update(request, principal, sessions, key_id, suspended=True)
 
 
 @router.post(
     "/{key_id}/resume", summary="Resume a suspended API key", responses=problem_responses(404)
 )
 async def resume_api_key(
-    key_id: KeyId, principal: PrincipalDep, sessions: SessionsDep
+    request: Request, key_id: KeyId, principal: PrincipalDep, sessions: SessionsDep
 ) -> schemas.ApiKeyOut:
-    return await _update(principal, sessions, key_id, suspended=False)
+    return await _update(request, principal, sessions, key_id, suspended=False)
 
 
 async def _update(
+    request: Request,
     principal: Principal,
     sessions: SessionsDep,
     key_id: uuid.UUID,
@@ -146,6 +151,7 @@ async def _update(
         )
     if record is None:
         raise not_found("no such API key")
+    forget_user(request, principal.user_id)
     return convert.api_key(record)
 
 
@@ -155,10 +161,13 @@ async def _update(
     summary="Revoke an API key (idempotent)",
     responses=problem_responses(404),
 )
-async def revoke_api_key(key_id: KeyId, principal: PrincipalDep, sessions: SessionsDep) -> None:
+async def revoke_api_key(
+    request: Request, key_id: KeyId, principal: PrincipalDep, sessions: SessionsDep
+) -> None:
     async with sessions.begin() as session:
         record = await identity.revoke_api_key(
             session=session, user_id=principal.user_id, key_id=key_id
         )
     if record is None:
         raise not_found("no such API key")
+    forget_user(request, principal.user_id)
