@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -491,3 +491,24 @@ async def test_memory_blocks_keep_a_value_for_the_user(
     assert execution.outputs == {"fav": ["teal"]}
     other = await wait_terminal(engine, await submit(engine, read, {}, user()))
     assert other.outputs.get("fav") in (None, [None])
+
+
+async def test_the_oldest_parked_is_read_after_the_users_lock_is_granted(engine: Infra) -> None:
+    """`executor.oldest_parked` (migration 0011) takes the user's lock, then reads: an
+    execution parked by a start that held the lock and commits meanwhile is seen (one
+    statement doing both would read a snapshot taken before the lock was granted)."""
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
+    someone = user()
+    async with engine.sessions() as starting, engine.sessions() as ending:
+        await starting.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": someone})
+        parked = await _unrequested_execution(starting, engine, graph, someone, parked=True)
+        asking = asyncio.create_task(
+            ending.scalar(text("SELECT executor.oldest_parked(:u)"), {"u": someone})
+        )
+        await asyncio.sleep(0.3)
+        assert not asking.done()  # waits for the lock
+        await starting.commit()
+        assert await asyncio.wait_for(asking, 5) == parked.id
+        await ending.rollback()
+    async with engine.sessions.begin() as session:
+        await session.execute(delete(Execution).where(Execution.id == parked.id))

@@ -373,11 +373,11 @@ async def request_next_waiting(
     start running at the same moment is seen here once that start commits."""
     if execution.parent_node_execution_id is not None:
         return []
-    await _lock_user(session, execution.user_id)
-    found = await _OLDEST_PARKED.fetchrow(session, {"user": execution.user_id})
-    if found is None:
-        return []
+    # The lock, then the read (migration 0011), in one round trip.
+    found = await _LOCKED_OLDEST_PARKED.fetchrow(session, {"user": execution.user_id})
     waiting_id = found[0]
+    if waiting_id is None:
+        return []
     row = outbox.to_scheduler(
         topology, str(waiting_id), ExecutionRequested(execution_id=str(waiting_id))
     )
@@ -396,7 +396,7 @@ def _parked() -> Select[Any]:
 
 
 _OLDEST = (Execution.created_at, Execution.id)
-_OLDEST_PARKED = DriverStatement.of(_parked().order_by(*_OLDEST).limit(1))
+_LOCKED_OLDEST_PARKED = DriverStatement.of(text("SELECT executor.oldest_parked(:user)"))
 
 
 @dataclass(frozen=True)
