@@ -146,28 +146,38 @@ class DriverStatement:
         values = {**self.defaults, **params}
         return [values[name] for name in self.names]
 
-    async def fetch(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Any]:
-        connection = await driver_connection(session)
+    async def fetch(
+        self, session: AsyncSession, params: Mapping[str, Any], *, flush: bool = True
+    ) -> list[Any]:
+        connection = await driver_connection(session, flush=flush)
         rows: list[Any] = await connection.fetch(self.sql, *self._args(params))
         return rows
 
-    async def fetchrow(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
-        connection = await driver_connection(session)
+    async def fetchrow(
+        self, session: AsyncSession, params: Mapping[str, Any], *, flush: bool = True
+    ) -> Any:
+        connection = await driver_connection(session, flush=flush)
         return await connection.fetchrow(self.sql, *self._args(params))
 
-    async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> int:
-        """Run it for its effect; the number of rows it affected (its command tag's)."""
-        connection = await driver_connection(session)
+    async def execute(
+        self, session: AsyncSession, params: Mapping[str, Any], *, flush: bool = True
+    ) -> int:
+        """Run it for its effect; the number of rows it affected (its command tag's).
+        `flush=False`: the caller knows the statement does not depend on the session's
+        pending changes (they are written at the next flush)."""
+        connection = await driver_connection(session, flush=flush)
         tag: str = await connection.execute(self.sql, *self._args(params))
         count = tag.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
 
 
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+async def driver_connection(session: AsyncSession, *, flush: bool = True) -> asyncpg.Connection:
     """The asyncpg connection of `session`, inside its transaction: pending changes are
-    flushed, and the transaction is begun if no statement has begun it yet (SQLAlchemy's
-    asyncpg adapter sends BEGIN lazily, with its first statement)."""
-    await session.flush()
+    flushed (unless `flush` is False), and the transaction is begun if no statement has
+    begun it yet (SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first
+    statement)."""
+    if flush:
+        await session.flush()
     connection = await session.connection()
     adapted: Any = (await connection.get_raw_connection()).dbapi_connection
     # The adapter's own lazy begin (SQLAlchemy 2.x asyncpg dialect): a statement sent

@@ -391,11 +391,24 @@ def _tally_statement() -> Select[int, int, int, int]:
 _TALLY = DriverStatement.of(_tally_statement())
 
 
+def pending_beyond_executions(session: AsyncSession) -> bool:
+    """Whether the session holds unwritten changes other than to existing execution rows.
+    Counting or writing node executions must see those (a flush first); an execution row's
+    own changes can wait for the UPDATE that ends it, so a runner's transaction writes that
+    row once instead of twice (issue 8)."""
+    if session.new:
+        return True
+    # `dirty` is optimistic (any attribute set, even to the value it had): ask each.
+    return any(not isinstance(o, Execution) and session.is_modified(o) for o in session.dirty)
+
+
 async def node_tally(session: AsyncSession, execution_id: uuid.UUID) -> Tally:
     """In one statement: node executions still to come (queued, running, or finished with
     outputs not yet passed on: their result message is on its way) and those that ran
     (completed or failed), with their total cost."""
-    row = await _TALLY.fetchrow(session, {"execution": execution_id})
+    row = await _TALLY.fetchrow(
+        session, {"execution": execution_id}, flush=pending_beyond_executions(session)
+    )
     return Tally(active=int(row[0]), ran=int(row[1]), cost=int(row[2]), open=int(row[3]))
 
 
@@ -428,7 +441,8 @@ async def write_finished(session: AsyncSession, nodes: Sequence[NodeExecution]) 
         return
     await _WRITE_FINISHED.execute(
         session,
-        {
+        flush=pending_beyond_executions(session),
+        params={
             "ids": [n.id for n in nodes],
             "executions": [n.execution_id for n in nodes],
             "nodes": [n.node_id for n in nodes],
