@@ -67,7 +67,6 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         self._graphs = graphs
         self._blocks = blocks
         self._topology = topology
-        self._limits = limits
         self._versions = GraphVersions(graphs)
         self._starts = GroupStarter(session_factory, outbox, blocks, topology, limits)
 

@@ -16,7 +16,6 @@ execution per transaction, so that only the execution at fault gets the error.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -28,8 +27,6 @@ from agentloom_executor.graph import GraphSnapshot
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.scheduling import Engine, Limits
 from agentloom_executor.tables import Execution, OutboxMessage
-
-log = logging.getLogger(__name__)
 
 # Executions started in one transaction at most (the user's lock is held meanwhile).
 MAX_BATCH = 100
