@@ -51,6 +51,25 @@ async def test_a_connection_reused_at_once_is_not_pinged(database_url: str) -> N
     assert isinstance(again, DBAPIError)
 
 
+async def test_one_caller_at_a_time_keeps_using_the_same_connection(database_url: str) -> None:
+    """LIFO: with the whole pool open, requests one after another get the connection
+    returned last, not each of the pool's in turn (which left each idle long enough to be
+    pinged before use)."""
+    engine = create_engine(database_url, pool_size=4)
+    try:
+        async with engine.connect(), engine.connect(), engine.connect(), engine.connect():
+            pass  # all four opened, then returned
+        pids = []
+        for _ in range(6):
+            async with engine.connect() as connection:
+                pids.append(
+                    (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                )
+        assert len(set(pids)) == 1, pids
+    finally:
+        await engine.dispose()
+
+
 # DriverStatement: hot-path statements on the session's own asyncpg connection.
 
 _COUNTER = sa.Table(
