@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from agentloom_executor.graph import GraphSnapshot
 from agentloom_executor.messages import ExecutionRequested
 from agentloom_executor.server import Infra
 from agentloom_executor.starts import GroupStarter
+from agentloom_executor.status import Status
 from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
 
 Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
@@ -493,22 +494,69 @@ async def test_memory_blocks_keep_a_value_for_the_user(
     assert other.outputs.get("fav") in (None, [None])
 
 
-async def test_the_oldest_parked_is_read_after_the_users_lock_is_granted(engine: Infra) -> None:
-    """`executor.oldest_parked` (migration 0011) takes the user's lock, then reads: an
-    execution parked by a start that held the lock and commits meanwhile is seen (one
-    statement doing both would read a snapshot taken before the lock was granted)."""
-    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
-    someone = user()
-    async with engine.sessions() as starting, engine.sessions() as ending:
-        await starting.execute(text("SELECT pg_advisory_xact_lock(hashtext(:u))"), {"u": someone})
-        parked = await _unrequested_execution(starting, engine, graph, someone, parked=True)
-        asking = asyncio.create_task(
-            ending.scalar(text("SELECT executor.oldest_parked(:u)"), {"u": someone})
-        )
-        await asyncio.sleep(0.3)
-        assert not asking.done()  # waits for the lock
-        await starting.commit()
-        assert await asyncio.wait_for(asking, 5) == parked.id
-        await ending.rollback()
+async def _committed_running(engine: Infra, graph: dict[str, Any], user_id: str) -> Execution:
+    """A RUNNING top-level execution of `user_id`, committed (no node of it runs)."""
     async with engine.sessions.begin() as session:
-        await session.execute(delete(Execution).where(Execution.id == parked.id))
+        execution = await _unrequested_execution(session, engine, graph, user_id, parked=False)
+        execution.status = Status.RUNNING.value
+        execution.started_at = repository.now()
+    return execution
+
+
+async def _forget(engine: Infra, *executions: Execution) -> None:
+    async with engine.sessions.begin() as session:
+        ids = [execution.id for execution in executions]
+        await session.execute(delete(Execution).where(Execution.id.in_(ids)))
+
+
+async def _end(session: AsyncSession, engine: Infra, execution: Execution) -> list[str]:
+    """End `execution` as a runner does: lock, end, ask for the next parked one."""
+    locked = await repository.lock_execution(session, str(execution.id))
+    assert locked is not None
+    await repository.end_execution(session, locked, Status.COMPLETED, engine.topology)
+    return _requested(await scheduling.request_next_waiting(session, engine.topology, locked))
+
+
+async def test_an_end_sees_what_a_start_parked_while_it_ended(engine: Infra) -> None:
+    """One slot, taken. A start parks its execution and, until it commits, holds the
+    running one locked; the end of that one waits for the start's commit, then asks for
+    the execution just parked (with no user lock on the end's side, it would otherwise
+    read before the start committed, and the parked one would wait for nothing)."""
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
+    one = scheduling.Limits(max_running_per_user=1)
+    someone = user()
+    running = await _committed_running(engine, graph, someone)
+    async with engine.sessions() as starting, engine.sessions() as ending:
+        waiting = await _unrequested_execution(starting, engine, graph, someone, parked=False)
+        assert await _start(starting, engine, waiting, one) == []
+        assert (waiting.status, waiting.parked) == ("QUEUED", True)
+        end = asyncio.create_task(_end(ending, engine, running))
+        await asyncio.sleep(0.3)
+        assert not end.done()  # the start holds the running execution
+        await starting.commit()
+        assert await asyncio.wait_for(end, 5) == [str(waiting.id)]
+        await ending.rollback()
+    await _forget(engine, running, waiting)
+
+
+async def test_a_start_waits_for_an_end_in_flight_and_takes_its_slot(engine: Infra) -> None:
+    """One slot, taken by an execution that is ending at this moment (not committed): a
+    start that would park waits for that end, then counts the slot free and starts."""
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
+    one = scheduling.Limits(max_running_per_user=1)
+    someone = user()
+    running = await _committed_running(engine, graph, someone)
+    async with engine.sessions.begin() as session:
+        waiting = await _unrequested_execution(session, engine, graph, someone, parked=False)
+    async with engine.sessions() as ending, engine.sessions() as starting:
+        assert await _end(ending, engine, running) == []
+        start = asyncio.create_task(_start(starting, engine, waiting, one))
+        await asyncio.sleep(0.3)
+        assert not start.done()  # waits for the end's commit
+        await ending.commit()
+        assert await asyncio.wait_for(start, 5) == []
+        started = await starting.get(Execution, waiting.id)
+        assert started is not None
+        assert (started.status, started.parked) == ("RUNNING", False)
+        await starting.rollback()
+    await _forget(engine, running, waiting)
