@@ -20,6 +20,7 @@ from agentloom_blocks.settings import BlocksSettings
 from agentloom_common.grpc_client import create_channel
 from agentloom_common.migrations import upgrade
 from agentloom_gateway.app import create_app
+from agentloom_gateway.balance import BalanceGate
 from agentloom_gateway.settings import GatewaySettings
 from agentloom_graphs import server as graphs_server
 from agentloom_graphs.settings import GraphsSettings
@@ -212,3 +213,46 @@ async def test_cost_estimate_of_a_foreign_or_unknown_graph_is_the_same_404(
         f"/api/graphs/{graph_id}/cost-estimate", params={"version": 0}, headers=caller.headers
     )
     assert bad_version.status_code == 422
+
+
+async def test_a_balance_with_credit_to_spare_is_remembered_briefly_and_a_low_one_never(
+    billing: billing_pb2_grpc.BillingServiceAsyncStub,
+) -> None:
+    """BalanceGate against the real billing server: a yes for a balance of at least
+    `min_balance` is reused until `cache_s` passes (even though the balance ran out
+    meanwhile); a used-up balance and a low one are asked about every time, so a top-up
+    and a running-out both count at once."""
+    now = [0.0]
+    gate = BalanceGate(billing, cache_s=1.0, min_balance=100, clock=lambda: now[0])
+    rich, poor = f"rich-{uuid.uuid4().hex[:8]}", f"poor-{uuid.uuid4().hex[:8]}"
+
+    async def charge(user_id: str, amount: int) -> None:
+        await billing.Charge(
+            billing_pb2.ChargeRequest(
+                user_id=user_id,
+                idempotency_key=uuid.uuid4().hex,
+                amount=amount,
+                graph_id="g",
+                execution_id=str(uuid.uuid4()),
+                node_id="n",
+                block_id="text_template_block",
+            )
+        )
+
+    first = await gate.check(rich)
+    assert first.sufficient and first.balance == GRANT
+    await charge(rich, GRANT)
+    assert (await gate.check(rich)).sufficient  # remembered within the second
+    now[0] = 1.5
+    used_up = await gate.check(rich)
+    assert not used_up.sufficient and used_up.balance == 0
+    await billing.Grant(
+        billing_pb2.GrantRequest(user_id=rich, idempotency_key=uuid.uuid4().hex, amount=5)
+    )
+    assert (await gate.check(rich)).sufficient  # a "no" is never remembered
+
+    await charge(poor, GRANT - 50)  # opens the account with the grant, leaves 50
+    low = await gate.check(poor)
+    assert low.sufficient and low.balance == 50
+    await charge(poor, 50)
+    assert not (await gate.check(poor)).sufficient  # below min_balance: asked again

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import grpc
@@ -13,6 +13,7 @@ from agentloom.executor.v1 import executor_pb2_grpc, schedules_pb2_grpc
 from agentloom.graphs.v1 import graphs_pb2_grpc, presets_pb2_grpc
 from agentloom.notify.v1 import webhooks_pb2_grpc
 from agentloom_common.grpc_client import create_channel
+from agentloom_gateway.balance import BalanceGate
 from agentloom_gateway.settings import GatewaySettings
 
 
@@ -31,6 +32,15 @@ class Services:
     # Outgoing webhooks, served by the notify process.
     webhooks: webhooks_pb2_grpc.WebhookServiceAsyncStub
     channels: tuple[grpc.aio.Channel, ...]
+    # Billing's "any credit left?" before a start, a yes remembered briefly (balance.py).
+    balance: BalanceGate = field(init=False)
+    balance_cache_s: float = 0.0
+    balance_cache_min: int = 0
+
+    def __post_init__(self) -> None:
+        self.balance = BalanceGate(
+            self.billing, cache_s=self.balance_cache_s, min_balance=self.balance_cache_min
+        )
 
     async def close(self) -> None:
         for channel in self.channels:
@@ -72,4 +82,6 @@ def open_services(settings: GatewaySettings) -> Services:
         presets=cast(
             "presets_pb2_grpc.PresetServiceAsyncStub", presets_pb2_grpc.PresetServiceStub(graphs)
         ),
+        balance_cache_s=settings.balance_cache_s,
+        balance_cache_min=settings.balance_cache_min,
     )

@@ -40,6 +40,11 @@ class GatewaySettings(ServiceSettings):
     # A key found valid is not looked up again for this long (0: every request). Changes
     # made through this gateway apply at once; through another replica, within this.
     api_key_cache_s: float = 2.0
+    # A user found to have at least `balance_cache_min` credits may start executions for
+    # this long without billing being asked again (0: asked every time); a balance below
+    # that is asked about every time. Charges are checked when nodes run anyway.
+    balance_cache_s: float = 1.0
+    balance_cache_min: int = 100
     db_pool_size: int = 10
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 64

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from agentloom.billing.v1 import billing_pb2
 from agentloom.executor.v1 import executor_pb2
 from agentloom_gateway import convert, schemas
 from agentloom_gateway.access import requires
@@ -54,9 +53,7 @@ async def _execute(
         graph_version, body = await apply_preset(
             services, principal.user_id, graph_id, graph_version, preset_id, body
         )
-    check: billing_pb2.CheckBalanceResponse = await services.billing.CheckBalance(
-        billing_pb2.CheckBalanceRequest(user_id=principal.user_id, amount=0)
-    )
+    check = await services.balance.check(principal.user_id)
     if not check.sufficient:
         # Only on this path: the estimate costs two calls the hot path does not make.
         _graph, estimate = await estimate_graph(

@@ -24,7 +24,6 @@ from redis.exceptions import RedisError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from agentloom.billing.v1 import billing_pb2
 from agentloom.executor.v1 import executor_pb2
 from agentloom.graphs.v1 import presets_pb2
 from agentloom_common.problem import FieldError
@@ -225,9 +224,7 @@ async def call_trigger(
 
 
 async def _check_balance(services: ServicesDep, user_id: str) -> None:
-    check: billing_pb2.CheckBalanceResponse = await services.billing.CheckBalance(
-        billing_pb2.CheckBalanceRequest(user_id=user_id, amount=0)
-    )
+    check = await services.balance.check(user_id)
     if not check.sufficient:
         raise ApiProblem(
             402,
