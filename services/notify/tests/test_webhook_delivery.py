@@ -241,6 +241,40 @@ async def test_a_batch_of_events_is_recorded_for_each_owner_once(
         assert all(r.verified for r in receiver.received())
 
 
+async def test_a_batch_naming_its_owner_reaches_that_owners_endpoints_wanting_its_type(
+    sessions: async_sessionmaker[AsyncSession],
+    servicer: WebhookServicer,
+    receiver: WebhookReceiver,
+    start_worker: Worker,
+    amqp_url: str,
+) -> None:
+    """Batches as the executor's relay sends them, one user and one type each, the user in
+    the `user_id` header: the intake looks the owner's endpoints up before reading the
+    batch; a type no endpoint wants and a user without endpoints record nothing."""
+    alice, carol = user(), user()
+    alices = await create(servicer, alice, receiver, types=("node.output",))
+    worker = await start_worker()
+    async with intake_exchange(amqp_url, sessions, worker) as exchange:
+        sent = [
+            (carol, 1, "node.output"),
+            (alice, 2, "execution.status"),
+            (alice, 3, "node.output"),
+        ]
+        for owner, seq, type_ in sent:
+            message = aio_pika.Message(
+                event_batches.encode([event(owner, seq, type_), event(owner, seq + 10, type_)]),
+                message_id=f"h{seq}",
+                headers={event_batches.OWNER: owner},
+            )
+            await exchange.publish(message, type_)
+        await settled(servicer, alice, alices.id, 2)
+    assert sorted(r.json()["seq"] for r in receiver.received()) == [3, 13]
+    async with sessions() as session:
+        assert not await repository.wants_events(session, carol, "node.output")
+        assert await repository.wants_events(session, alice, "node.output")
+        assert not await repository.wants_events(session, alice, "execution.status")
+
+
 async def consume_with(channel: Any, intake: EventIntake) -> None:
     await bus.consume(channel, bus.WEBHOOKS_EVENTS_QUEUE, intake.handle)
 

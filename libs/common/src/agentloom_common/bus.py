@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aio_pika
@@ -126,6 +126,7 @@ class Publisher:
         *,
         message_id: str,
         mandatory: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Return once the broker has confirmed the message (raises if it was not routed)."""
         if self._channel is None:
@@ -139,6 +140,7 @@ class Publisher:
             message_id=message_id,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=dict(headers) if headers else None,
         )
         await target.publish(message, routing_key, mandatory=mandatory)
 

@@ -10,8 +10,9 @@ time (a transaction-level advisory lock), so every execution's events are number
 execution's last number is kept in `event_counters` (migration 0013), a table only the
 relay writes: on the execution row, numbering waited for the runners holding those rows.
 
-Events go out in batches, one message per type per round (`agentloom_common.event_batches`):
-a node's life is four or five events, and a message each was most of the bus's work.
+Events go out in batches, one message per type and user per round
+(`agentloom_common.event_batches`): a node's life is four or five events, and a message
+each was most of the bus's work.
 
 Numbering and publishing are separate transactions: numbers are final once committed, and a
 publish that fails (or a relay that dies after publishing) is retried with the same numbers,
@@ -85,7 +86,7 @@ DOCUMENT = """
 UNPUBLISHED = DriverStatement.of(
     text(
         f"""
-        SELECT e.id, e.execution_id, e.seq, e.type, {DOCUMENT}
+        SELECT e.id, e.execution_id, e.seq, e.type, x.user_id, {DOCUMENT}
         FROM executor.execution_events AS e
         JOIN executor.executions AS x ON x.id = e.execution_id
         WHERE NOT e.published AND e.seq IS NOT NULL
@@ -209,15 +210,16 @@ class EventRelay:
         return max(numbered, len(rows)) >= self._batch
 
     async def _publish(self, rows: Sequence[Any]) -> None:
-        """The round's events grouped by type (the routing key), a message per batch."""
-        by_type: dict[str, list[Any]] = {}
+        """The round's events grouped by type (the routing key) and user (the `user_id`
+        header), a message per batch."""
+        groups: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
-            by_type.setdefault(row["type"], []).append(row)
+            groups.setdefault((row["type"], row["user_id"]), []).append(row)
         publishes = []
-        for event_type, typed in by_type.items():
+        for (event_type, user_id), grouped in groups.items():
             first = 0
-            for chunk in event_batches.chunks([row["document"].encode() for row in typed]):
-                head = typed[first]
+            for chunk in event_batches.chunks([row["document"].encode() for row in grouped]):
+                head = grouped[first]
                 first += len(chunk)
                 # Unique per batch; consumers deduplicate by each event's `event_id`.
                 message_id = f"{head['execution_id']}:{head['seq']}+{len(chunk)}"
@@ -227,6 +229,7 @@ class EventRelay:
                         event_type,
                         event_batches.encode(chunk),
                         message_id=message_id,
+                        headers={event_batches.OWNER: user_id},
                     )
                 )
         await asyncio.gather(*publishes)

@@ -1,9 +1,10 @@
 """Fan-out of live events across notify replicas, through Redis.
 
-The bus gives each event to ONE notify replica (a shared queue: `Relay`), which publishes it
-on the owner's Redis channel. Every replica listens (`Hub`) only on the channels of users
-with a WebSocket open on it, so a replica never even receives other users' events (the
-reference product subscribed every instance to everything). Redis pub/sub may drop messages
+The bus gives each batch of events to ONE notify replica (a shared queue: `Relay`), which
+publishes it on the owner's Redis channel (as it came: a batch names its owner). Every
+replica listens (`Hub`) only on the channels of users with a WebSocket open on it, so a
+replica never even receives other users' events (the reference product subscribed every
+instance to everything). Redis pub/sub may drop messages
 while a replica reconnects; connections then catch up from the executor's replay (`on_gap`),
 so the channel is a fast path, never the record.
 """
@@ -40,16 +41,24 @@ class Relay:
         await consume(channel, NOTIFY_EVENTS_QUEUE, self._handle)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
+        """A batch that names its owner (`event_batches.OWNER`) goes to that user's channel
+        as it came, unparsed; one that does not is parsed and sent a batch per owner."""
+        user_id = event_batches.owner(message.headers)
+        if user_id is not None:
+            await self._redis.publish(user_channel(self._prefix, user_id), message.body)
+            return
         try:
             events = event_batches.decode(message.body)
-            owners = [str(event["user_id"]) for event in events]
+            by_owner: dict[str, list[bytes]] = {}
+            for event in events:
+                document = json.dumps(event, separators=(",", ":")).encode()
+                by_owner.setdefault(str(event["user_id"]), []).append(document)
         except (event_batches.NotEvents, KeyError) as error:
             raise PoisonMessage(f"not an event: {error}") from error
-        # A batch holds many events: one Redis round trip for all of them.
+        # One Redis round trip for all of them.
         async with self._redis.pipeline(transaction=False) as pipe:
-            for user_id, event in zip(owners, events, strict=True):
-                body = json.dumps(event, separators=(",", ":"))
-                pipe.publish(user_channel(self._prefix, user_id), body)
+            for owner, documents in by_owner.items():
+                pipe.publish(user_channel(self._prefix, owner), event_batches.encode(documents))
             await pipe.execute()
 
 
@@ -136,20 +145,21 @@ class Hub:
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") != "message":
             return
-        try:
-            event = json.loads(message["data"])
-            user_id = str(event["user_id"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("dropping a malformed event from redis")
-            return
-        # The channel is the user's; the event's own owner is checked again all the same.
+        # The channel is the user's; each event's own owner is checked again all the same.
         channel = message.get("channel")
         if isinstance(channel, bytes):
             channel = channel.decode()
-        if channel != user_channel(self._prefix, user_id):
+        try:
+            events = event_batches.decode(message["data"])
+        except (event_batches.NotEvents, KeyError, TypeError):
+            log.warning("dropping a malformed event from redis")
             return
-        for listener in list(self._listeners.get(user_id, ())):
-            listener.offer(event)
+        for event in events:
+            user_id = str(event.get("user_id"))
+            if channel != user_channel(self._prefix, user_id):
+                continue
+            for listener in list(self._listeners.get(user_id, ())):
+                listener.offer(event)
 
     def _each(self, action: Callable[[Listener], None]) -> None:
         for listeners in list(self._listeners.values()):
