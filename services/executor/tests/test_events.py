@@ -162,8 +162,7 @@ async def test_concurrent_writers_and_relays_number_without_gaps_or_duplicates(
         assert parts == sorted(parts)
     async with engine.sessions() as session:
         last = await session.scalar(
-            text("SELECT seq FROM executor.event_counters WHERE execution_id = :id"),
-            {"id": uuid.UUID(execution_id)},
+            select(Execution.event_seq).where(Execution.id == uuid.UUID(execution_id))
         )
     assert last == len(events)
 

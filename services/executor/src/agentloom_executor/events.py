@@ -6,9 +6,7 @@ transactions of one execution (two runners finishing nodes) would commit in anot
 than they drew numbers, and a client resuming "after seq 41" would miss a 40 committed
 later. The relay gives them instead, to committed rows only, in id order: one relay at a
 time (a transaction-level advisory lock), so every execution's events are numbered 1, 2,
-3... with no gap, and an event never gets a number below one already handed out. Each
-execution's last number is kept in `event_counters` (migration 0013), a table only the
-relay writes: on the execution row, numbering waited for the runners holding those rows.
+3... with no gap, and an event never gets a number below one already handed out.
 
 Events go out in batches, one message per type and user per round
 (`agentloom_common.event_batches`): a node's life is four or five events, and a message
@@ -53,15 +51,12 @@ SEQUENCE = DriverStatement.of(
     ), counts AS (
         SELECT execution_id, count(*) AS n FROM pending GROUP BY execution_id
     ), bumped AS (
-        INSERT INTO executor.event_counters AS c (execution_id, seq)
-        SELECT execution_id, n FROM counts
-        ON CONFLICT (execution_id) DO UPDATE SET seq = c.seq + EXCLUDED.seq
-        RETURNING c.execution_id, c.seq
+        UPDATE executor.executions AS x SET event_seq = x.event_seq + c.n
+        FROM counts AS c WHERE x.id = c.execution_id
+        RETURNING x.id, x.event_seq - c.n AS base
     )
-    UPDATE executor.execution_events AS e SET seq = b.seq - k.n + n.rn
-    FROM numbered AS n
-    JOIN counts AS k ON k.execution_id = n.execution_id
-    JOIN bumped AS b ON b.execution_id = n.execution_id
+    UPDATE executor.execution_events AS e SET seq = b.base + n.rn
+    FROM numbered AS n JOIN bumped AS b ON b.id = n.execution_id
     WHERE e.id = n.id
     """
     )

@@ -65,6 +65,8 @@ class Execution(Base):
     max_credits: Mapped[int | None] = mapped_column(BigInteger)
     # Unique per user when set: creating again with the same key returns this execution.
     idempotency_key: Mapped[str | None] = mapped_column(Text)
+    # The last sequence number the event relay gave one of this execution's events.
+    event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     node_count: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
