@@ -29,7 +29,7 @@ GRANT = 500
 
 
 @pytest.fixture(scope="module")
-async def backends(database_url: str) -> AsyncIterator[dict[str, str]]:
+async def backends(database_url: str, amqp_url: str) -> AsyncIterator[dict[str, str]]:
     """Blocks, graphs and billing servers on free ports, migrated into the session database."""
     await asyncio.to_thread(upgrade, database_url, "agentloom_graphs", "graphs")
     await asyncio.to_thread(upgrade, database_url, "agentloom_billing", "billing")
@@ -38,6 +38,7 @@ async def backends(database_url: str) -> AsyncIterator[dict[str, str]]:
         GraphsSettings(
             listen_addr="127.0.0.1:0",
             database_url=database_url,
+            amqp_url=amqp_url,
             blocks_addr=f"127.0.0.1:{blocks.port}",
         )
     )

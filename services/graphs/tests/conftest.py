@@ -55,11 +55,12 @@ async def blocks() -> AsyncIterator[blocks_server.RunningServer]:
 
 @pytest.fixture(scope="session")
 async def graphs_running(
-    migrated_url: str, blocks: blocks_server.RunningServer
+    migrated_url: str, amqp_url: str, blocks: blocks_server.RunningServer
 ) -> AsyncIterator[graphs_server.RunningServer]:
     settings = GraphsSettings(
         listen_addr="127.0.0.1:0",
         database_url=migrated_url,
+        amqp_url=amqp_url,
         blocks_addr=f"127.0.0.1:{blocks.port}",
         db_pool_size=5,
     )

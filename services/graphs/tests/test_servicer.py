@@ -337,12 +337,13 @@ async def test_health_reports_the_service_serving(
 
 
 async def test_without_the_blocks_service_writes_are_unavailable_and_reads_still_work(
-    migrated_url: str, graphs: Stub, user_id: str
+    migrated_url: str, amqp_url: str, graphs: Stub, user_id: str
 ) -> None:
     created = await create(graphs, user_id)
     settings = GraphsSettings(
         listen_addr="127.0.0.1:0",
         database_url=migrated_url,
+        amqp_url=amqp_url,
         blocks_addr="127.0.0.1:1",
         grpc_deadline_s=1,
         db_pool_size=1,

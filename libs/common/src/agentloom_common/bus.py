@@ -35,6 +35,9 @@ EVENTS_EXCHANGE = "agentloom.events"
 NOTIFY_EVENTS_QUEUE = "agentloom.events.notify"
 # Every event again, for the webhook intake (deliveries to integrators' endpoints).
 WEBHOOKS_EVENTS_QUEUE = "agentloom.events.webhooks"
+# Graph changes (a new version, another active version, a graph deleted), announced by the
+# graphs service to whoever holds graph versions: each listener binds a queue of its own.
+GRAPHS_EXCHANGE = "agentloom.graphs"
 DEAD_EXCHANGE = "agentloom.dead"
 DEAD_QUEUE = "agentloom.dead"
 
@@ -87,6 +90,7 @@ class Topology:
         jobs_queue = await channel.declare_queue(JOBS_QUEUE, durable=True, arguments=poison_args)
         await jobs_queue.bind(jobs, JOBS_ROUTING_KEY)
         await channel.declare_exchange(CONTROL_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
+        await declare_graphs_exchange(channel)
         events = await channel.declare_exchange(
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
@@ -98,6 +102,13 @@ class Topology:
             WEBHOOKS_EVENTS_QUEUE, durable=True, arguments=poison_args
         )
         await webhooks_queue.bind(events, "#")
+
+
+async def declare_graphs_exchange(channel: AbstractChannel) -> AbstractExchange:
+    """The graphs service's announcements (it declares only this; `Topology` declares it too)."""
+    return await channel.declare_exchange(
+        GRAPHS_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
 
 
 async def connect(amqp_url: str) -> AbstractRobustConnection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,3 +22,12 @@ class Envelope(BaseModel):
     attempt: int = 1
     traceparent: str | None = None
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class GraphChanged(Envelope):
+    """A graph got a new version, another active version, or was deleted (graphs service ->
+    whoever holds its versions: they ask again before running it)."""
+
+    type: Literal["graph.changed"] = "graph.changed"
+    user_id: str
+    graph_id: str

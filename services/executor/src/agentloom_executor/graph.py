@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
+from agentloom.graphs.v1 import graphs_pb2
 from agentloom_blocks.sdk import Block, BlockKind
 from agentloom_executor import pins
 from agentloom_executor.tables import Execution
@@ -216,55 +216,3 @@ class GraphCache:
 
     def forget(self, execution_id: str) -> None:
         self._graphs.pop(execution_id, None)
-
-
-@dataclass(frozen=True)
-class GraphVersion:
-    """A graph version as the executions API runs it: the snapshot an execution keeps, and
-    the same parsed."""
-
-    id: str
-    version: int
-    snapshot_json: dict[str, Any]
-    snapshot: GraphSnapshot
-
-
-class GraphVersions:
-    """Graph versions the executions API ran lately. A version never changes, but the
-    active one moves and a graph can be deleted, so the graphs service is still asked on
-    every run, with the version held: when it is still the one asked for, the answer is a
-    small read and no graph (the whole graph, parsed twice, was most of a run's cost in
-    that service and a good part of it here: issue 8)."""
-
-    def __init__(self, graphs: graphs_pb2_grpc.GraphsServiceStub, size: int = 256) -> None:
-        self._graphs = graphs
-        self._size = size
-        # By (user, graph id, version asked for: 0 for the active one).
-        self._held: OrderedDict[tuple[str, str, int], GraphVersion] = OrderedDict()
-
-    async def get(self, user_id: str, graph_id: str, version: int) -> GraphVersion:
-        """The version asked for (0: the active one); the graphs service's errors."""
-        key = (user_id, graph_id, version)
-        held = self._held.get(key)
-        reply: graphs_pb2.GetGraphResponse = await self._graphs.GetGraph(
-            graphs_pb2.GetGraphRequest(
-                user_id=user_id,
-                graph_id=graph_id,
-                version=version,
-                known_version=held.version if held is not None else 0,
-            )
-        )
-        if held is not None and reply.unchanged and reply.graph.version == held.version:
-            self._held.move_to_end(key)
-            return held
-        snapshot_json = graph_json(reply.graph)
-        found = GraphVersion(
-            id=reply.graph.id,
-            version=reply.graph.version,
-            snapshot_json=snapshot_json,
-            snapshot=GraphSnapshot.from_json(snapshot_json),
-        )
-        self._held[key] = found
-        while len(self._held) > self._size:
-            self._held.popitem(last=False)
-        return found

@@ -36,6 +36,7 @@ from agentloom_common.grpc_server import (
     start_server,
 )
 from agentloom_executor.events import EventRelay
+from agentloom_executor.graph_versions import GraphVersions
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.runner import Runner, RunnerOptions
@@ -123,10 +124,14 @@ def limits(settings: ExecutorSettings) -> Limits:
 
 async def start_api(settings: ExecutorSettings, infra: Infra) -> RunningApi:
     graphs_channel = create_channel(settings.graphs_addr, deadline_s=settings.grpc_deadline_s)
+    versions = GraphVersions(
+        graphs_pb2_grpc.GraphsServiceStub(graphs_channel), trust_s=settings.graph_trust_s
+    )
+    await versions.listen(infra.connection)
     servicer = ExecutionsServicer(
         infra.sessions,
         infra.outbox,
-        graphs_pb2_grpc.GraphsServiceStub(graphs_channel),
+        versions,
         load_blocks(),
         infra.topology,
         limits(settings),

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom.executor.v1 import executor_pb2, executor_pb2_grpc
-from agentloom.graphs.v1 import graphs_pb2_grpc
 from agentloom_blocks.sdk import Block
 from agentloom_common.bus import Topology
 from agentloom_common.db import autocommit_sessions
@@ -24,7 +23,8 @@ from agentloom_executor.convert import (
     status_proto,
 )
 from agentloom_executor.cursor import decode_cursor, encode_cursor
-from agentloom_executor.graph import GraphVersion, GraphVersions, input_problems
+from agentloom_executor.graph import input_problems
+from agentloom_executor.graph_versions import GraphVersion, GraphVersions
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.scheduling import Limits, request_next_waiting
 from agentloom_executor.starts import GroupStarter
@@ -54,7 +54,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         self,
         session_factory: async_sessionmaker[AsyncSession],
         outbox: Outbox,
-        graphs: graphs_pb2_grpc.GraphsServiceStub,
+        versions: GraphVersions,
         blocks: Mapping[str, type[Block]],
         topology: Topology,
         limits: Limits,
@@ -64,10 +64,10 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         # execution row, so it holds at least what that row says ran): no BEGIN, no COMMIT.
         self._single = autocommit_sessions(session_factory)
         self._outbox = outbox
-        self._graphs = graphs
         self._blocks = blocks
         self._topology = topology
-        self._versions = GraphVersions(graphs)
+        # Graph versions held between runs (graph_versions.py).
+        self._versions = versions
         self._starts = GroupStarter(session_factory, outbox, blocks, topology, limits)
 
     async def CreateExecution(

@@ -38,6 +38,10 @@ class ExecutorSettings(ServiceSettings):
     # The sweeper's pace, and how old a dispatched-but-unclaimed job must be to be re-sent.
     sweep_interval_s: float = 1.0
     redispatch_after_s: float = 60.0
+    # The executions API runs a graph version it holds without asking the graphs service
+    # again for this long after it last asked, unless the bus announced a change of that
+    # graph meanwhile (graph_versions.py); 0 asks on every run.
+    graph_trust_s: float = 5.0
     # Outbox rows not published right after their commit are re-sent by the relay after this.
     outbox_retry_after_s: float = 2.0
     outbox_poll_interval_s: float = 1.0

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+from aio_pika.abc import AbstractRobustConnection
 from grpc_health.v1 import health
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc, presets_pb2, presets_pb2_grpc
+from agentloom_common import bus
 from agentloom_common.db import create_engine, create_session_factory, warm_pool
 from agentloom_common.grpc_client import create_channel
 from agentloom_common.grpc_server import create_server, graceful_stop, wait_for_shutdown_signal
 from agentloom_graphs.catalog_client import CatalogClient
+from agentloom_graphs.changes import GraphChanges
 from agentloom_graphs.preset_servicer import PresetServicer
 from agentloom_graphs.servicer import GraphsServicer
 from agentloom_graphs.settings import GraphsSettings
@@ -28,11 +31,14 @@ class RunningServer:
     health: health.aio.HealthServicer
     engine: AsyncEngine
     blocks_channel: grpc.aio.Channel
+    bus_connection: AbstractRobustConnection
 
     async def stop(self, grace_s: float = 1.0) -> None:
-        """Finish in-flight calls, then release the database pool and the blocks channel."""
+        """Finish in-flight calls, then release the database pool, the blocks channel and
+        the bus connection."""
         await graceful_stop(self.server, self.health, grace_s)
         await self.blocks_channel.close()
+        await self.bus_connection.close()
         await self.engine.dispose()
 
 
@@ -43,6 +49,12 @@ async def start(settings: GraphsSettings) -> RunningServer:
     """
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     await warm_pool(engine)
+    connection = await bus.connect(settings.amqp_url)
+    async with connection.channel() as channel:
+        await bus.declare_graphs_exchange(channel)
+    publisher = bus.Publisher(connection)
+    await publisher.start()
+    changes = GraphChanges(publisher, timeout_s=settings.announce_timeout_s)
     channel = create_channel(settings.blocks_addr, deadline_s=settings.grpc_deadline_s)
     catalog = CatalogClient(
         channel,
@@ -51,7 +63,7 @@ async def start(settings: GraphsSettings) -> RunningServer:
         deadline_s=settings.grpc_deadline_s,
     )
     sessions = create_session_factory(engine)
-    servicer = GraphsServicer(sessions, catalog)
+    servicer = GraphsServicer(sessions, catalog, changes)
     presets = PresetServicer(sessions)
     try:
         server, port, health_servicer = await create_server(
@@ -64,9 +76,10 @@ async def start(settings: GraphsSettings) -> RunningServer:
         )
     except BaseException:
         await channel.close()
+        await connection.close()
         await engine.dispose()
         raise
-    return RunningServer(server, port, health_servicer, engine, channel)
+    return RunningServer(server, port, health_servicer, engine, channel, connection)
 
 
 async def serve(settings: GraphsSettings) -> None:

@@ -12,6 +12,7 @@ from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc
 from agentloom_common.db import autocommit_sessions
 from agentloom_graphs import pagination, repository
 from agentloom_graphs.catalog_client import CatalogClient
+from agentloom_graphs.changes import GraphChanges
 from agentloom_graphs.domain import (
     Graph,
     GraphDraft,
@@ -24,10 +25,17 @@ from agentloom_graphs.repository import GraphRecord
 
 
 class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], catalog: CatalogClient) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: CatalogClient,
+        changes: GraphChanges,
+    ) -> None:
         self._sessions = sessions
         self._reads = autocommit_sessions(sessions)  # one-statement reads: no BEGIN, no COMMIT
         self._catalog = catalog
+        # Announced after each commit that changes what GetGraph answers (changes.py).
+        self._changes = changes
 
     async def CreateGraph(
         self, request: graphs_pb2.CreateGraphRequest, context: grpc.aio.ServicerContext
@@ -88,6 +96,7 @@ class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
                 graph=graph,
                 expected_version=request.expected_version,
             )
+        await self._changes.announce(user_id, request.graph_id)
         return graphs_pb2.UpdateGraphResponse(graph=to_proto(record))
 
     async def ListGraphVersions(
@@ -108,6 +117,7 @@ class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
             record = await repository.set_active_version(
                 session=session, user_id=user_id, graph_id=request.graph_id, version=request.version
             )
+        await self._changes.announce(user_id, request.graph_id)
         return graphs_pb2.SetActiveVersionResponse(graph=to_proto(record))
 
     async def DeleteGraph(
@@ -118,6 +128,7 @@ class GraphsServicer(graphs_pb2_grpc.GraphsServiceServicer):
             await repository.delete_graph(
                 session=session, user_id=user_id, graph_id=request.graph_id
             )
+        await self._changes.announce(user_id, request.graph_id)
         return graphs_pb2.DeleteGraphResponse()
 
     async def _validate(self, spec: graphs_pb2.GraphSpec) -> Graph:

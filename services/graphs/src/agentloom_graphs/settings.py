@@ -10,3 +10,6 @@ class GraphsSettings(ServiceSettings):
     catalog_ttl_s: float = 30.0
     # How long the last catalog keeps serving while the blocks service cannot be reached.
     catalog_max_stale_s: float = 600.0
+    # How long a change's announcement on the bus (changes.py) may hold up the call that
+    # made the change before it is given up (logged; listeners re-check within seconds).
+    announce_timeout_s: float = 1.0
