@@ -332,6 +332,46 @@ async def test_executions_requested_together_start_in_one_transaction(
     assert [(e.status, e.outputs) for e in ended] == [("COMPLETED", {})] * 20
 
 
+async def test_group_slots_read_once_tell_each_start_what_a_read_per_start_would(
+    engine: Infra,
+) -> None:
+    """`GroupSlots` reads a user's slots once for a group and keeps them in memory: each
+    start of the group must be told what `_slots` reads for it once every earlier start of
+    the group is written, whatever the limit and whatever the user already has running,
+    parked, or on its way."""
+    graph = {"nodes": [node("slow", "llm_call_block", prompt="hi")], "links": []}
+    for limit in (1, 2, 3, 6):
+        someone = user()
+        async with engine.sessions() as session:
+            running = await _unrequested_execution(session, engine, graph, someone, parked=False)
+            running.status = "RUNNING"
+            await _unrequested_execution(session, engine, graph, someone, parked=True)
+            await _unrequested_execution(session, engine, graph, someone, parked=False)
+            await session.flush()
+            group = await scheduling.GroupSlots.read(session, someone, limit)
+            outcomes = []
+            for _ in range(6):
+                execution = _build(someone, graph)()
+                assert group.slots(execution) == await scheduling._slots(
+                    session, execution, limit
+                )
+                await scheduling.Engine(
+                    session,
+                    execution,
+                    GraphSnapshot.from_json(graph),
+                    load_blocks(),
+                    engine.topology,
+                    scheduling.Limits(max_running_per_user=limit),
+                ).start(user_locked=True, group=group)
+                group.record(execution)
+                session.add(execution)
+                await session.flush()
+                outcomes.append(execution.status)
+            # Two older ones are owed slots first: with 6 slots, 3 of the group start.
+            assert outcomes.count("RUNNING") == max(0, limit - 3), (limit, outcomes)
+            await session.rollback()
+
+
 async def test_a_group_start_that_fails_is_run_again_one_by_one(engine: Infra) -> None:
     """An idempotency key taken twice in one batch fails the batch's transaction: each
     execution is then written in its own, and only the one at fault gets the error."""

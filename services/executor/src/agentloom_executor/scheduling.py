@@ -19,11 +19,12 @@ Semantics (shared/reference/autogpt-semantics.md):
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, inspect, select, text, tuple_
@@ -152,11 +153,14 @@ class Engine:
         self.session.add(row)
         self.rows.append(row)
 
-    async def start(self, *, user_locked: bool = False) -> list[OutboxMessage]:
+    async def start(
+        self, *, user_locked: bool = False, group: GroupSlots | None = None
+    ) -> list[OutboxMessage]:
         """QUEUED -> RUNNING and queue the starting nodes, unless the user is at their limit
         of running executions or an older execution of theirs waits for a slot: it is then
         parked (stays QUEUED) until the end of a running one asks for it. `user_locked`:
-        this transaction holds the user's lock already (a group start)."""
+        this transaction holds the user's lock already (a group start); `group`: the
+        user's slots as read once for the group, rather than a statement per start."""
         execution = self.execution
         if execution.status != Status.QUEUED.value:
             return []
@@ -167,8 +171,11 @@ class Engine:
             # asking for: one whose own request is on its way starts when that arrives.
             limit = self.limits.max_running_per_user
             if not user_locked:
-                await _lock_user(self.session, execution.user_id)
-            slots = await _slots(self.session, execution, limit)
+                await lock_user(self.session, execution.user_id)
+            if group is not None:
+                slots = group.slots(execution)
+            else:
+                slots = await _slots(self.session, execution, limit)
             if slots.running + slots.ahead >= limit and slots.running:
                 # About to park: count again the running ones that are still running once
                 # any ending at this moment has committed (see `request_next_waiting`).
@@ -448,6 +455,82 @@ def _slots_statement() -> Select[Any]:
 
 _SLOTS = DriverStatement.of(_slots_statement())
 
+# What `GroupSlots` starts from: the running count, the oldest QUEUED top-level executions
+# (as many as the limit: `ahead` never counts more), and the oldest parked one.
+_GROUP_SLOTS = DriverStatement.of(
+    text(
+        """
+        SELECT
+            (SELECT count(*) FROM executor.executions
+             WHERE user_id = :user AND parent_node_execution_id IS NULL
+               AND status = 'RUNNING') AS running,
+            ARRAY(SELECT created_at FROM executor.executions
+                  WHERE user_id = :user AND parent_node_execution_id IS NULL
+                    AND status = 'QUEUED'
+                  ORDER BY created_at, id LIMIT :limit) AS queued_at,
+            ARRAY(SELECT id FROM executor.executions
+                  WHERE user_id = :user AND parent_node_execution_id IS NULL
+                    AND status = 'QUEUED'
+                  ORDER BY created_at, id LIMIT :limit) AS queued_ids,
+            (SELECT created_at FROM executor.executions
+             WHERE user_id = :user AND parent_node_execution_id IS NULL AND parked
+               AND status = 'QUEUED'
+             ORDER BY created_at, id LIMIT 1) AS oldest_parked_at,
+            (SELECT id FROM executor.executions
+             WHERE user_id = :user AND parent_node_execution_id IS NULL AND parked
+               AND status = 'QUEUED'
+             ORDER BY created_at, id LIMIT 1) AS oldest_parked_id
+        """
+    )
+)
+
+Position = tuple[datetime, uuid.UUID]
+
+
+@dataclass
+class GroupSlots:
+    """The slots of one user's executions started together (starts.py), read in one
+    statement and then kept in memory: each start is told what `_slots` would have read for
+    it had the starts before it been written, and each is recorded once started or parked.
+    Exact while the user's lock is held: nobody else starts or parks the user's executions
+    meanwhile (an end only frees a slot, which the park case counts again)."""
+
+    limit: int
+    running: int
+    # (created_at, id) of QUEUED top-level executions, oldest first: the oldest `limit` of
+    # those read, and those of the group parked since.
+    queued: list[Position]
+    parked: list[Position] = field(default_factory=list)
+
+    @classmethod
+    async def read(cls, session: AsyncSession, user_id: str, limit: int) -> GroupSlots:
+        row = await _GROUP_SLOTS.fetchrow(session, {"user": user_id, "limit": limit})
+        queued = list(zip(row["queued_at"], row["queued_ids"], strict=True))
+        parked: list[Position] = []
+        if row["oldest_parked_id"] is not None:
+            parked.append((row["oldest_parked_at"], row["oldest_parked_id"]))
+        return cls(limit, int(row["running"]), queued, parked)
+
+    def slots(self, execution: Execution) -> Slots:
+        position = (execution.created_at, execution.id)
+        ahead = min(self.limit, bisect.bisect_left(self.queued, position))
+        oldest = self.parked[0] if self.parked else None
+        older = oldest[1] if oldest is not None and oldest < position else None
+        other = next((id_ for _, id_ in self.parked if id_ != execution.id), None)
+        return Slots(self.running, ahead, older, other)
+
+    def record(self, execution: Execution) -> None:
+        """`execution` was just started (or parked) by `Engine.start`."""
+        if execution.parent_node_execution_id is not None:
+            return
+        if execution.status == Status.RUNNING.value:
+            self.running += 1
+        elif execution.status == Status.QUEUED.value:
+            position = (execution.created_at, execution.id)
+            bisect.insort(self.queued, position)
+            if execution.parked:
+                bisect.insort(self.parked, position)
+
 
 async def _slots(session: AsyncSession, execution: Execution, limit: int) -> Slots:
     params = {
@@ -486,7 +569,7 @@ async def _still_running(session: AsyncSession, execution: Execution) -> int:
 _LOCK_USER = DriverStatement.of(text("SELECT pg_advisory_xact_lock(hashtext(:user))"))
 
 
-async def _lock_user(session: AsyncSession, user_id: str) -> None:
+async def lock_user(session: AsyncSession, user_id: str) -> None:
     """Serialise starts of one user's executions across scheduler partitions."""
     await _LOCK_USER.fetch(session, {"user": user_id})
 

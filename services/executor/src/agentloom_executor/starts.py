@@ -25,7 +25,7 @@ from agentloom_blocks.sdk import Block
 from agentloom_common.bus import Topology
 from agentloom_executor.graph import GraphSnapshot
 from agentloom_executor.outbox import Outbox
-from agentloom_executor.scheduling import Engine, Limits
+from agentloom_executor.scheduling import Engine, GroupSlots, Limits, lock_user
 from agentloom_executor.tables import Execution, OutboxMessage
 
 # Executions started in one transaction at most (the user's lock is held meanwhile).
@@ -85,38 +85,41 @@ class GroupStarter:
         try:
             while waiting := self._waiting.get(user_id):
                 batch, self._waiting[user_id] = waiting[:MAX_BATCH], waiting[MAX_BATCH:]
-                await self._run(batch)
+                await self._run(user_id, batch)
         finally:
             self._waiting.pop(user_id, None)
             del self._workers[user_id]
 
-    async def _run(self, batch: list[_Start]) -> None:
+    async def _run(self, user_id: str, batch: list[_Start]) -> None:
         try:
-            rows = await self._transaction(batch)
+            rows = await self._transaction(user_id, batch)
         except Exception as error:
             if len(batch) == 1:
                 _settle(batch[0], error)
                 return
             for start in batch:  # one by one: only the one at fault fails
-                await self._run([start])
+                await self._run(user_id, [start])
             return
         for start in batch:
             _settle(start, None)
         await self._outbox.flush(rows)
 
-    async def _transaction(self, batch: list[_Start]) -> list[OutboxMessage]:
+    async def _transaction(self, user_id: str, batch: list[_Start]) -> list[OutboxMessage]:
         rows: list[OutboxMessage] = []
         async with self._sessions.begin() as session:
-            for position, start in enumerate(batch):
+            # The user's lock, held to the commit, then their slots read once for the group:
+            # no statement per start, and everything written together at the commit.
+            await lock_user(session, user_id)
+            group = await GroupSlots.read(session, user_id, self._limits.max_running_per_user)
+            for start in batch:
                 start.execution = execution = start.build()
                 engine = Engine(
                     session, execution, start.graph, self._blocks, self._topology, self._limits
                 )
-                # The user's lock, taken by the first start, is held to the commit.
-                rows += await engine.start(user_locked=position > 0)
+                rows += await engine.start(user_locked=True, group=group)
+                group.record(execution)
                 # Added once started: written once, in the state the start left it (its
-                # QUEUED event is recorded all the same: migration 0010), before the next
-                # start's statements count it.
+                # QUEUED event is recorded all the same: migration 0010).
                 session.add(execution)
         self.transactions += 1
         self.started += len(batch)
