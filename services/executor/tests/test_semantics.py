@@ -352,9 +352,7 @@ async def test_group_slots_read_once_tell_each_start_what_a_read_per_start_would
             outcomes = []
             for _ in range(6):
                 execution = _build(someone, graph)()
-                assert group.slots(execution) == await scheduling._slots(
-                    session, execution, limit
-                )
+                assert group.slots(execution) == await scheduling._slots(session, execution, limit)
                 await scheduling.Engine(
                     session,
                     execution,
