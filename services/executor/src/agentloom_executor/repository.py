@@ -415,20 +415,41 @@ async def node_tally(session: AsyncSession, execution_id: uuid.UUID) -> Tally:
 # Node executions queued and finished in one runner transaction, written in one statement
 # (the ORM's unit of work was a third of a runner's CPU under bench W1: issue 8). The
 # trigger records their events per row, as for any INSERT (migration 0007).
-_WRITE_FINISHED = DriverStatement.of(
+_INSERT_FINISHED = """
+    INSERT INTO executor.node_executions
+        (id, execution_id, node_id, block_id, status, inputs, outputs, error, attempt,
+         cost, config, applied, dispatched_at, created_at, started_at, ended_at)
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:executions AS uuid[]), CAST(:nodes AS text[]),
+        CAST(:blocks AS text[]), CAST(:statuses AS text[]), CAST(:inputs AS jsonb[]),
+        CAST(:outputs AS jsonb[]), CAST(:errors AS text[]), CAST(:attempts AS integer[]),
+        CAST(:costs AS bigint[]), CAST(:configs AS jsonb[]), CAST(:applied AS boolean[]),
+        CAST(:dispatched AS timestamptz[]), CAST(:created AS timestamptz[]),
+        CAST(:started AS timestamptz[]), CAST(:ended AS timestamptz[])
+    )
+"""
+_WRITE_FINISHED = DriverStatement.of(text(_INSERT_FINISHED))
+
+# The same INSERT and the execution's tally (as `_TALLY` counts it) in one round trip: the
+# rows the statement inserts are not in its snapshot, so they are counted from RETURNING and
+# added to the rest (everything else this transaction wrote is flushed first).
+_WRITE_FINISHED_AND_TALLY = DriverStatement.of(
     text(
-        """
-        INSERT INTO executor.node_executions
-            (id, execution_id, node_id, block_id, status, inputs, outputs, error, attempt,
-             cost, config, applied, dispatched_at, created_at, started_at, ended_at)
-        SELECT * FROM unnest(
-            CAST(:ids AS uuid[]), CAST(:executions AS uuid[]), CAST(:nodes AS text[]),
-            CAST(:blocks AS text[]), CAST(:statuses AS text[]), CAST(:inputs AS jsonb[]),
-            CAST(:outputs AS jsonb[]), CAST(:errors AS text[]), CAST(:attempts AS integer[]),
-            CAST(:costs AS bigint[]), CAST(:configs AS jsonb[]), CAST(:applied AS boolean[]),
-            CAST(:dispatched AS timestamptz[]), CAST(:created AS timestamptz[]),
-            CAST(:started AS timestamptz[]), CAST(:ended AS timestamptz[])
+        f"""
+        WITH written AS ({_INSERT_FINISHED} RETURNING status, applied, cost),
+        every AS (
+            SELECT status, applied, cost FROM executor.node_executions
+            WHERE execution_id = :execution
+            UNION ALL
+            SELECT status, applied, cost FROM written
         )
+        SELECT
+            count(*) FILTER (WHERE status IN ('QUEUED', 'RUNNING')
+                OR (status IN ('COMPLETED', 'FAILED') AND NOT applied)),
+            count(*) FILTER (WHERE status IN ('COMPLETED', 'FAILED')),
+            coalesce(sum(cost) FILTER (WHERE status IN ('COMPLETED', 'FAILED')), 0),
+            count(*) FILTER (WHERE status IN ('INCOMPLETE', 'QUEUED', 'RUNNING'))
+        FROM every
         """
     )
 )
@@ -440,27 +461,43 @@ async def write_finished(session: AsyncSession, nodes: Sequence[NodeExecution]) 
     if not nodes:
         return
     await _WRITE_FINISHED.execute(
-        session,
-        flush=pending_beyond_executions(session),
-        params={
-            "ids": [n.id for n in nodes],
-            "executions": [n.execution_id for n in nodes],
-            "nodes": [n.node_id for n in nodes],
-            "blocks": [n.block_id for n in nodes],
-            "statuses": [n.status for n in nodes],
-            "inputs": [json.dumps(n.inputs) for n in nodes],
-            "outputs": [None if n.outputs is None else json.dumps(n.outputs) for n in nodes],
-            "errors": [n.error for n in nodes],
-            "attempts": [n.attempt for n in nodes],
-            "costs": [n.cost for n in nodes],
-            "configs": [json.dumps(n.config) for n in nodes],
-            "applied": [bool(n.applied) for n in nodes],
-            "dispatched": [n.dispatched_at for n in nodes],
-            "created": [n.created_at for n in nodes],
-            "started": [n.started_at for n in nodes],
-            "ended": [n.ended_at for n in nodes],
-        },
+        session, flush=pending_beyond_executions(session), params=_finished_params(nodes)
     )
+
+
+async def write_finished_and_tally(
+    session: AsyncSession, execution_id: uuid.UUID, nodes: Sequence[NodeExecution]
+) -> Tally:
+    """`write_finished`, then `node_tally`, in one round trip."""
+    if not nodes:
+        return await node_tally(session, execution_id)
+    row = await _WRITE_FINISHED_AND_TALLY.fetchrow(
+        session,
+        {"execution": execution_id, **_finished_params(nodes)},
+        flush=pending_beyond_executions(session),
+    )
+    return Tally(active=int(row[0]), ran=int(row[1]), cost=int(row[2]), open=int(row[3]))
+
+
+def _finished_params(nodes: Sequence[NodeExecution]) -> dict[str, Any]:
+    return {
+        "ids": [n.id for n in nodes],
+        "executions": [n.execution_id for n in nodes],
+        "nodes": [n.node_id for n in nodes],
+        "blocks": [n.block_id for n in nodes],
+        "statuses": [n.status for n in nodes],
+        "inputs": [json.dumps(n.inputs) for n in nodes],
+        "outputs": [None if n.outputs is None else json.dumps(n.outputs) for n in nodes],
+        "errors": [n.error for n in nodes],
+        "attempts": [n.attempt for n in nodes],
+        "costs": [n.cost for n in nodes],
+        "configs": [json.dumps(n.config) for n in nodes],
+        "applied": [bool(n.applied) for n in nodes],
+        "dispatched": [n.dispatched_at for n in nodes],
+        "created": [n.created_at for n in nodes],
+        "started": [n.started_at for n in nodes],
+        "ended": [n.ended_at for n in nodes],
+    }
 
 
 @dataclass(frozen=True)

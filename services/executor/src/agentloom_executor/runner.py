@@ -406,9 +406,15 @@ class Runner:
         tries = 0
         while True:
             if not engine.kept:
-                await engine.write_finished()  # the count and the claim must see them
+                # The count and the claim must see them: written, and on the first try
+                # counted in the same round trip.
+                counted = None
+                if tries == 0 and self._may_take_siblings(engine, budget, deadline):
+                    counted = await engine.write_finished_and_tally()
+                else:
+                    await engine.write_finished()
                 claimed, tally = await self._take_siblings(
-                    session, engine, free, budget, deadline, count_first=tries == 0
+                    session, engine, free, budget, deadline, counted=counted
                 )
                 tries += 1
                 if not claimed:
@@ -467,27 +473,20 @@ class Runner:
         budget: int,
         deadline: float,
         *,
-        count_first: bool,
+        counted: repository.Tally | None,
     ) -> tuple[bool, repository.Tally | None]:
         """With budget left, claim inline node executions of the same execution that wait
         for a runner (a fan-out's other branches) and queue them here: one statement
         claims many, and their results are stored and passed on in this transaction.
-        Returns whether it claimed any, and, when `count_first` (the transaction's first
-        try: a chain's only one), the execution's tally taken before: with nothing left to
-        run no claim is tried, and with nothing claimed the completion check reuses it.
-        Later tries only claim (a count reads every node execution of the execution)."""
-        if (
-            self._draining
-            or budget <= 0
-            or time.monotonic() > deadline
-            or engine.execution.status != Status.RUNNING.value
-        ):
+        Returns whether it claimed any, and `counted` (the execution's tally, taken on the
+        transaction's first try: a chain's only one): with nothing left to run no claim is
+        tried, and with nothing claimed the completion check reuses it. Later tries only
+        claim (a count reads every node execution of the execution)."""
+        if not self._may_take_siblings(engine, budget, deadline):
             return False, None
-        tally = None
-        if count_first:
-            tally = await repository.node_tally(session, engine.execution.id)
-            if tally.active == 0:
-                return False, tally
+        tally = counted
+        if tally is not None and tally.active == 0:
+            return False, tally
         block_ids = [block_id for block_id in free if self._inline(block_id, free)]
         claimed = await repository.claim_queued(
             session,
@@ -498,6 +497,14 @@ class Runner:
         )
         engine.kept.extend(claimed)
         return bool(claimed), tally
+
+    def _may_take_siblings(self, engine: scheduling.Engine, budget: int, deadline: float) -> bool:
+        return not (
+            self._draining
+            or budget <= 0
+            or time.monotonic() > deadline
+            or engine.execution.status != Status.RUNNING.value
+        )
 
     @staticmethod
     def _claim_of(execution: Execution, node: NodeExecution) -> repository.ClaimedNode:

@@ -96,6 +96,11 @@ class Engine:
             nodes, self.finished = self.finished, []
             await repository.write_finished(self.session, nodes)
 
+    async def write_finished_and_tally(self) -> repository.Tally:
+        """`write_finished`, and the execution's tally right after, in one round trip."""
+        nodes, self.finished = self.finished, []
+        return await repository.write_finished_and_tally(self.session, self.execution.id, nodes)
+
     def _new_node_execution(
         self, node: NodeSpec, status: Status, inputs: dict[str, Any]
     ) -> NodeExecution:
