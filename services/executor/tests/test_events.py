@@ -103,8 +103,12 @@ async def test_a_chain_yields_numbered_status_and_output_events_in_order(
             continue
         batch = json.loads(message.body)["events"]
         assert message.message_id == f"{batch[0]['event_id']}+{len(batch)}"
+        kinds = sorted({document["type"] for document in batch})
+        assert message.routing_key == (kinds[0] if len(kinds) == 1 else "events.mixed")
+        assert message.headers is not None
+        assert message.headers["event_types"] == ",".join(kinds)
+        assert {document["user_id"] for document in batch} == {message.headers["user_id"]}
         for document in batch:
-            assert message.routing_key == document["type"]
             if document["graph_exec_id"] == execution_id:
                 received[document["event_id"]] = document
     assert received == {event["event_id"]: event for event in events}

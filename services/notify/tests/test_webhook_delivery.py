@@ -241,38 +241,45 @@ async def test_a_batch_of_events_is_recorded_for_each_owner_once(
         assert all(r.verified for r in receiver.received())
 
 
-async def test_a_batch_naming_its_owner_reaches_that_owners_endpoints_wanting_its_type(
+async def test_a_batch_naming_its_owner_reaches_that_owners_endpoints_wanting_its_types(
     sessions: async_sessionmaker[AsyncSession],
     servicer: WebhookServicer,
     receiver: WebhookReceiver,
     start_worker: Worker,
     amqp_url: str,
 ) -> None:
-    """Batches as the executor's relay sends them, one user and one type each, the user in
-    the `user_id` header: the intake looks the owner's endpoints up before reading the
-    batch; a type no endpoint wants and a user without endpoints record nothing."""
+    """Batches as the executor's relay sends them, one user each, the user in the `user_id`
+    header and the batch's types in `event_types`: the intake looks the owner's endpoints
+    up before reading the batch; a batch of types no endpoint wants and a user without
+    endpoints record nothing; of a batch of several types, the wanted events are recorded."""
     alice, carol = user(), user()
     alices = await create(servicer, alice, receiver, types=("node.output",))
     worker = await start_worker()
     async with intake_exchange(amqp_url, sessions, worker) as exchange:
         sent = [
-            (carol, 1, "node.output"),
-            (alice, 2, "execution.status"),
-            (alice, 3, "node.output"),
+            (carol, [(1, "node.output")]),
+            (alice, [(2, "execution.status"), (12, "execution.status")]),
+            (alice, [(3, "node.output"), (13, "node.output")]),
+            (alice, [(4, "execution.status"), (14, "node.output"), (24, "node.status")]),
         ]
-        for owner, seq, type_ in sent:
+        for owner, events in sent:
+            kinds = [type_ for _, type_ in events]
             message = aio_pika.Message(
-                event_batches.encode([event(owner, seq, type_), event(owner, seq + 10, type_)]),
-                message_id=f"h{seq}",
-                headers={event_batches.OWNER: owner},
+                event_batches.encode([event(owner, seq, type_) for seq, type_ in events]),
+                message_id=f"h{events[0][0]}",
+                headers={
+                    event_batches.OWNER: owner,
+                    event_batches.TYPES: event_batches.types_header(kinds),
+                },
             )
-            await exchange.publish(message, type_)
-        await settled(servicer, alice, alices.id, 2)
-    assert sorted(r.json()["seq"] for r in receiver.received()) == [3, 13]
+            await exchange.publish(message, event_batches.routing_key(kinds))
+        await settled(servicer, alice, alices.id, 3)
+    assert sorted(r.json()["seq"] for r in receiver.received()) == [3, 13, 14]
     async with sessions() as session:
-        assert not await repository.wants_events(session, carol, "node.output")
-        assert await repository.wants_events(session, alice, "node.output")
-        assert not await repository.wants_events(session, alice, "execution.status")
+        assert not await repository.wants_events(session, carol, ["node.output"])
+        assert await repository.wants_events(session, alice, ["node.output"])
+        assert not await repository.wants_events(session, alice, ["execution.status"])
+        assert await repository.wants_events(session, alice, ["execution.status", "node.output"])
 
 
 async def consume_with(channel: Any, intake: EventIntake) -> None:

@@ -1,15 +1,19 @@
 """Execution events on the bus: several events of one type per message.
 
-The executor's event relay publishes a round's events grouped by type, as
-`{"events": [event, ...]}` with the type as routing key, so that a busy platform pays one
-confirmed message (and one consumer round trip in each notify queue) per batch instead of
-per event. Consumers accept a lone event object too (the shape of one event, as published
-before batching and as tests and tools may still send).
+The executor's event relay publishes a round's events grouped by user, as
+`{"events": [event, ...]}`, so that a busy platform pays one confirmed message (and one
+consumer round trip in each notify queue) per batch instead of per event. Consumers accept
+a lone event object too (the shape of one event, as published before batching and as tests
+and tools may still send).
 
 A batch holds the events of one user, named in the message's `user_id` header (`OWNER`),
-so that a consumer can route it (notify's live relay) or skip it (webhook intake, for a user
-without endpoints) without parsing it: JSON decoding and encoding were most of notify's CPU
-under bench W2. A message without the header is parsed for its owners.
+and says which types it holds in its `event_types` header (`TYPES`, comma-separated), so
+that a consumer can route it (notify's live relay) or skip it (webhook intake, for a user
+without an endpoint wanting any of those types) without parsing it: JSON decoding and
+encoding were most of notify's CPU under bench W2. A message without the headers is parsed.
+
+The routing key is the batch's type when it holds one type, else `MIXED`: a queue that
+wants every event binds `#` (as notify's do).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ MAX_EVENTS = 200
 MAX_BYTES = 256 * 1024
 # The message header naming the one user whose events a batch carries.
 OWNER = "user_id"
+# The message header listing the types of the events a batch carries.
+TYPES = "event_types"
+# The routing key of a batch of several types.
+MIXED = "events.mixed"
 
 
 class NotEvents(ValueError):
@@ -72,3 +80,23 @@ def owner(headers: Mapping[str, Any] | None) -> str | None:
     if isinstance(value, bytes):
         value = value.decode(errors="replace")
     return value if isinstance(value, str) and value else None
+
+
+def routing_key(event_types: Sequence[str]) -> str:
+    """The routing key of a batch of these types (in any order, repeated or not)."""
+    distinct = set(event_types)
+    return next(iter(distinct)) if len(distinct) == 1 else MIXED
+
+
+def types_header(event_types: Sequence[str]) -> str:
+    return ",".join(sorted(set(event_types)))
+
+
+def types(headers: Mapping[str, Any] | None) -> list[str] | None:
+    """The types a message says its batch carries; None when it does not say."""
+    value = (headers or {}).get(TYPES)
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split(",")

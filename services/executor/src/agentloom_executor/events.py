@@ -8,9 +8,8 @@ later. The relay gives them instead, to committed rows only, in id order: one re
 time (a transaction-level advisory lock), so every execution's events are numbered 1, 2,
 3... with no gap, and an event never gets a number below one already handed out.
 
-Events go out in batches, one message per type and user per round
-(`agentloom_common.event_batches`): a node's life is four or five events, and a message
-each was most of the bus's work.
+Events go out in batches, one message per user per round (`agentloom_common.event_batches`):
+a node's life is four or five events, and a message each was most of the bus's work.
 
 Numbering and publishing are separate transactions: numbers are final once committed, and a
 publish that fails (or a relay that dies after publishing) is retried with the same numbers,
@@ -205,26 +204,30 @@ class EventRelay:
         return max(numbered, len(rows)) >= self._batch
 
     async def _publish(self, rows: Sequence[Any]) -> None:
-        """The round's events grouped by type (the routing key) and user (the `user_id`
-        header), a message per batch."""
-        groups: dict[tuple[str, str], list[Any]] = {}
+        """The round's events grouped by user (the `user_id` header), in order, a message
+        per batch (its types in the `event_types` header and the routing key)."""
+        groups: dict[str, list[Any]] = {}
         for row in rows:
-            groups.setdefault((row["type"], row["user_id"]), []).append(row)
+            groups.setdefault(row["user_id"], []).append(row)
         publishes = []
-        for (event_type, user_id), grouped in groups.items():
+        for user_id, grouped in groups.items():
             first = 0
             for chunk in event_batches.chunks([row["document"].encode() for row in grouped]):
-                head = grouped[first]
+                batch = grouped[first : first + len(chunk)]
                 first += len(chunk)
+                kinds = [row["type"] for row in batch]
                 # Unique per batch; consumers deduplicate by each event's `event_id`.
-                message_id = f"{head['execution_id']}:{head['seq']}+{len(chunk)}"
+                message_id = f"{batch[0]['execution_id']}:{batch[0]['seq']}+{len(chunk)}"
                 publishes.append(
                     self._publisher.publish(
                         EVENTS_EXCHANGE,
-                        event_type,
+                        event_batches.routing_key(kinds),
                         event_batches.encode(chunk),
                         message_id=message_id,
-                        headers={event_batches.OWNER: user_id},
+                        headers={
+                            event_batches.OWNER: user_id,
+                            event_batches.TYPES: event_batches.types_header(kinds),
+                        },
                     )
                 )
         await asyncio.gather(*publishes)

@@ -73,13 +73,12 @@ class EventIntake:
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """The bus handler (`agentloom_common.bus.consume` acks after it returns). A batch
-        that names its owner is parsed only if that user has an endpoint wanting its type
-        (most have none: the batch then costs one read, no parsing)."""
+        that names its owner is parsed only if that user has an endpoint wanting one of its
+        types (most have none: the batch then costs one read, no parsing)."""
         owner = event_batches.owner(message.headers)
+        kinds = event_batches.types(message.headers) or [str(message.routing_key or "")]
         async with self._sessions() as session:
-            if owner is not None and not await repository.wants_events(
-                session, owner, str(message.routing_key or "")
-            ):
+            if owner is not None and not await repository.wants_events(session, owner, kinds):
                 return
             events = parse_events(message.body)
             created = await repository.record_events(session, events, now=datetime.now(UTC))

@@ -179,12 +179,12 @@ async def record_event(session: AsyncSession, event: Event, *, now: datetime) ->
     return await record_events(session, [event], now=now)
 
 
-async def wants_events(session: AsyncSession, user_id: str, event_type: str) -> bool:
-    """Whether an enabled endpoint of `user_id` wants events of `event_type`."""
+async def wants_events(session: AsyncSession, user_id: str, event_types: Sequence[str]) -> bool:
+    """Whether an enabled endpoint of `user_id` wants events of one of `event_types`."""
     types = await session.scalars(
         select(Endpoint.event_types).where(Endpoint.user_id == user_id, Endpoint.enabled.is_(True))
     )
-    return any(domain.matches(wanted, event_type) for wanted in types)
+    return any(domain.matches(wanted, kind) for wanted in types for kind in event_types)
 
 
 async def record_events(session: AsyncSession, events: Sequence[Event], *, now: datetime) -> int:
