@@ -137,13 +137,15 @@ class Api:
                 return found
 
     async def wait(self, execution_id: str, timeout_s: float, poll_s: float) -> dict[str, Any]:
-        """Poll one execution until it is terminal; after the timeout, the last state seen."""
+        """Poll one execution until it is terminal; after the timeout, the last state seen.
+        The first look comes one interval after the call (nothing ends the instant it is
+        created): a read at once competed for the CPU with the very run being measured."""
         deadline = time.monotonic() + timeout_s
         while True:
+            await asyncio.sleep(poll_s)
             execution = await self.execution(execution_id)
             if execution["status"] in TERMINAL or time.monotonic() > deadline:
                 return execution
-            await asyncio.sleep(poll_s)
 
     async def wait_all(
         self, graph_id: str, ids: set[str], timeout_s: float, poll_s: float = 0.5
