@@ -192,6 +192,11 @@ async def test_credentials_and_messages_are_checked(stack: Stack, alice: User) -
             assert reply["type"] == "error" and reply["field"] == field, (bad, reply)
 
 
+def _cut_offs(stack: Stack) -> int:
+    """How many slow clients notify has cut off so far (its log says each one)."""
+    return stack.log_tail("notify", 10_000_000).count("cutting off a slow client")
+
+
 async def test_a_client_that_does_not_read_is_cut_off(
     stack: Stack, client: AutoGPTClient, alice: User
 ) -> None:
@@ -218,10 +223,17 @@ async def test_a_client_that_does_not_read_is_cut_off(
     protocol.send_text(json.dumps({"type": "subscribe", "graph_id": created["id"]}).encode())
     writer.write(b"".join(protocol.data_to_send()))
 
+    cut_before = _cut_offs(stack)
     executions = [await client.execute_graph(created["id"], {"text": big}) for _ in range(3)]
     for execution in executions:
         await client.wait(execution["id"], timeout_s=120)
     produced = 3 * 12 * 2 * len(big)  # each step's RUNNING inputs and its output
+    # Events reach notify after the executions end (under load, seconds after): reading
+    # before notify has cut the client off would make it a client that reads.
+    deadline = asyncio.get_running_loop().time() + 60
+    while _cut_offs(stack) == cut_before:
+        assert asyncio.get_running_loop().time() < deadline, "the client was never cut off"
+        await asyncio.sleep(0.1)
 
     # Now read: what was buffered, then the close.
     received = 0
