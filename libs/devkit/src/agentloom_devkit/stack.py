@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -37,11 +38,43 @@ MIGRATIONS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+# Listening ports are drawn from here, below the kernel's ephemeral range (read at use).
+LISTEN_PORTS_FROM = 10_000
+_random = random.SystemRandom()
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections (and for binding to 0)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port(taken: set[int] | None = None) -> int:
+    """A port nothing listens on now, below the ephemeral range. A port the kernel picks
+    (binding to 0) comes from that range, where every outgoing connection a service makes
+    before it listens (its database and bus pools) may take it as its local port: the
+    service then fails to start (seen once this session: notify exited as an e2e stack
+    started)."""
+    low, _high = ephemeral_ports()
+    for _ in range(200):
+        if low <= LISTEN_PORTS_FROM:
+            break
+        port = _random.randrange(LISTEN_PORTS_FROM, low)
+        if taken and port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
+    with socket.socket() as sock:  # no room below the range: let the kernel choose
+        sock.bind(("127.0.0.1", 0))
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 @dataclass
@@ -59,7 +92,10 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(8)))
+        taken: set[int] = set()
+        for _ in range(8):
+            taken.add(free_port(taken))
+        return cls(*taken)
 
 
 @dataclass
