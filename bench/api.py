@@ -1,18 +1,21 @@
-"""The gateway's REST API as the benchmark uses it: an httpx client with an API key, plus
+"""The gateway's REST API as the benchmark uses it: an aiohttp client with an API key, plus
 waits that watch many executions with few requests (one list page covers 100)."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 
 from bench.graphs import TERMINAL
+
+# What a request can fail with short of an answer (connection refused or reset, timeout).
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 class ApiError(RuntimeError):
@@ -29,58 +32,60 @@ class Started:
     post_s: float
 
 
+@dataclass(frozen=True)
+class Response:
+    """An answer, read whole: the request it answers, its status and its body."""
+
+    method: str
+    path: str
+    status_code: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
 def epoch(timestamp: str | None) -> float | None:
     """Seconds since the epoch of an ISO 8601 timestamp from the API (None stays None)."""
     return datetime.fromisoformat(timestamp).timestamp() if timestamp else None
 
 
-def _json(response: httpx.Response, expected: int) -> Any:
+def _json(response: Response, expected: int) -> Any:
     if response.status_code != expected:
         raise ApiError(
-            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.method} {response.path} answered "
             f"{response.status_code}: {response.text[:300]}"
         )
     return response.json()
 
 
-# Connections per httpx client: its pool looks at every connection it holds for each
-# request (an expiry check with a syscall each), so one client of 64 connections cost more
-# CPU than the requests themselves under W2 (profiled). Several small clients hold the same
-# connections in all.
-CONNECTIONS_PER_CLIENT = 8
-
-
 class Api:
+    """One aiohttp session holding up to `connections` keep-alive connections to the gateway.
+
+    aiohttp, not httpx: the client runs on the same 2 cores as the platform it measures, and
+    httpx cost 1.1 ms of CPU per request against 0.23 ms for aiohttp (a POST with a JSON
+    body to a local server, 8 connections; bench/README.md), which under W4 was 2.8 ms of
+    the ~20 ms of CPU each execution took on the machine."""
+
     def __init__(self, base_url: str, api_key: str, *, connections: int = 256) -> None:
-        per_client = min(CONNECTIONS_PER_CLIENT, connections)
-        self.clients = [
-            httpx.AsyncClient(
-                base_url=base_url,
-                headers={"Authorization": f"Bearer {api_key}"},
-                limits=httpx.Limits(
-                    max_connections=per_client, max_keepalive_connections=per_client
-                ),
-                timeout=httpx.Timeout(60.0),
-            )
-            for _ in range(max(1, connections // per_client))
-        ]
-        self._turn = itertools.count()
-        # Requests wait for a connection here, not in httpx's pool: its pool does work for
-        # every waiting request at each change, which with W4's thousand waiting requests
-        # made the client itself use more CPU than the gateway (profiled). Same semantics.
-        self._slots = asyncio.Semaphore(per_client * len(self.clients))
+        self._session = aiohttp.ClientSession(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            connector=aiohttp.TCPConnector(limit=connections),
+            timeout=aiohttp.ClientTimeout(total=60.0),
+        )
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        return self.clients[next(self._turn) % len(self.clients)]
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async with self._slots:
-            return await self.client.request(method, url, **kwargs)
+    async def request(self, method: str, url: str, **kwargs: Any) -> Response:
+        async with self._session.request(method, url, **kwargs) as answer:
+            body = await answer.read()
+            return Response(method, answer.url.path, answer.status, body)
 
     async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        await self._session.close()
 
     async def create_graph(self, spec: dict[str, Any]) -> str:
         graph = _json(await self.request("POST", "/api/graphs", json=spec), 201)
@@ -88,7 +93,7 @@ class Api:
 
     async def post_execute(
         self, graph_id: str, inputs: dict[str, Any]
-    ) -> tuple[httpx.Response, float, float]:
+    ) -> tuple[Response, float, float]:
         """The raw `POST /api/graphs/{id}/execute`: the response, when it was sent (wall
         clock) and how long it took (seconds)."""
         sent_at, started = time.time(), time.perf_counter()

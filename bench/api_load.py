@@ -10,10 +10,8 @@ import time
 from collections import Counter
 from typing import Any
 
-import httpx
-
 from bench import graphs
-from bench.api import Api
+from bench.api import TRANSPORT_ERRORS, Api
 from bench.checks import Checks
 from bench.config import BenchConfig
 from bench.stats import summary_ms
@@ -31,7 +29,7 @@ async def api_load(api: Api, config: BenchConfig, checks: Checks) -> dict[str, A
         value = f"w4-{i}"
         try:
             response, _, took = await api.post_execute(graph_id, {"text": value})
-        except httpx.HTTPError as error:
+        except TRANSPORT_ERRORS as error:
             errors[f"POST {type(error).__name__}"] += 1
             return
         if response.status_code != 201:
@@ -43,7 +41,7 @@ async def api_load(api: Api, config: BenchConfig, checks: Checks) -> dict[str, A
         started = time.perf_counter()
         try:
             read = await api.request("GET", f"/api/executions/{execution_id}")
-        except httpx.HTTPError as error:
+        except TRANSPORT_ERRORS as error:
             errors[f"GET {type(error).__name__}"] += 1
             return
         if read.status_code != 200:

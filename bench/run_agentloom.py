@@ -10,12 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import httpx
 
 from agentloom_devkit import resources
 from agentloom_devkit.stack import Ports, Stack, StackConfig, free_port
 from bench import memory, workloads
-from bench.api import Api, ApiError
+from bench.api import TRANSPORT_ERRORS, Api, ApiError
 from bench.api_load import api_load
 from bench.checks import Checks
 from bench.config import BenchConfig
@@ -91,7 +90,7 @@ async def _workloads(stack: Stack, config: BenchConfig, checks: Checks) -> dict[
             started = time.monotonic()
             try:
                 out[key] = await run(api, config, checks)
-            except (ApiError, httpx.HTTPError) as error:
+            except (ApiError, *TRANSPORT_ERRORS) as error:
                 # A wrong answer from the platform is a finding: record it, go on.
                 checks.record(key, "workload", f"aborted: {type(error).__name__}: {error}"[:400])
                 out[key] = {"aborted": str(error)[:400]}

@@ -8,10 +8,8 @@ import asyncio
 import time
 from typing import Any
 
-import httpx
-
 from bench import graphs
-from bench.api import Api, ApiError, Started, epoch
+from bench.api import TRANSPORT_ERRORS, Api, ApiError, Started, epoch
 from bench.checks import Checks
 from bench.config import BenchConfig
 from bench.stats import median_run, rate, summary_ms
@@ -65,7 +63,7 @@ async def _try_execute(api: Api, graph_id: str, inputs: dict[str, Any]) -> Start
     """The execution created, or why it was not (a wrong answer is a finding, not a crash)."""
     try:
         return await api.execute(graph_id, inputs)
-    except (ApiError, httpx.HTTPError) as error:
+    except (ApiError, *TRANSPORT_ERRORS) as error:
         return f"{type(error).__name__}: {error}"[:300]
 
 
