@@ -27,7 +27,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, inspect, select, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    func,
+    inspect,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentloom_blocks.sdk import ERROR_PIN, Block, BlockKind
@@ -408,12 +418,21 @@ async def request_next_waiting(
     return [row]
 
 
+def _in(status: Status) -> ColumnElement[bool]:
+    """`status = '<status>'` with the value in the SQL text, not a parameter: in a prepared
+    statement's generic plan a parameter cannot prove a partial index's predicate, and the
+    oldest-parked read then walked `ix_executions_user_status` over every QUEUED entry, dead
+    ones included (0.3 ms a read under bench W4, where the partial index answers at once)."""
+    return Execution.status == literal_column(f"'{status.value}'")
+
+
 def _parked() -> Select[Any]:
-    """The user's (`:user`) parked executions (the partial index `ix_executions_parked`)."""
+    """The user's (`:user`) parked executions (the partial index `ix_executions_parked`,
+    whose predicate `parked AND status = 'QUEUED'` the statement repeats word for word)."""
     return select(Execution.id).where(
         Execution.user_id == bindparam("user"),
-        Execution.parked.is_(True),
-        Execution.status == Status.QUEUED.value,
+        Execution.parked,
+        _in(Status.QUEUED),
         Execution.parent_node_execution_id.is_(None),
     )
 
@@ -441,10 +460,10 @@ def _slots_statement() -> Select[Any]:
         Execution.user_id == bindparam("user"),
         Execution.parent_node_execution_id.is_(None),
     )
-    running = select(func.count()).where(*top_level, Execution.status == Status.RUNNING.value)
+    running = select(func.count()).where(*top_level, _in(Status.RUNNING))
     ahead = (
         select(Execution.id)
-        .where(*top_level, Execution.status == Status.QUEUED.value, before)
+        .where(*top_level, _in(Status.QUEUED), before)
         .limit(bindparam("limit"))
         .subquery()
     )
