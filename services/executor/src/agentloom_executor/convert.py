@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agentloom.executor.v1 import executor_pb2
+from agentloom_executor.repository import ExecutionRow
 from agentloom_executor.tables import Execution, NodeExecution
 
 
@@ -24,7 +25,7 @@ def status_proto(status: str) -> executor_pb2.ExecutionStatus.ValueType:
     return executor_pb2.ExecutionStatus.Value(f"EXECUTION_STATUS_{status}")
 
 
-def execution_proto(row: Execution) -> executor_pb2.Execution:
+def execution_proto(row: Execution | ExecutionRow) -> executor_pb2.Execution:
     duration_ms = 0
     if row.started_at is not None and row.ended_at is not None:
         duration_ms = int((row.ended_at - row.started_at).total_seconds() * 1000)

@@ -153,7 +153,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         self, request: executor_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.GetExecutionResponse:
         async with self._single() as session:
-            execution = await self._find(session, request.user_id, request.execution_id)
+            execution = await self._read(session, request.user_id, request.execution_id)
             return executor_pb2.GetExecutionResponse(execution=execution_proto(execution))
 
     async def ListExecutions(
@@ -183,7 +183,7 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
         self, request: executor_pb2.GetExecutionResultsRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.GetExecutionResultsResponse:
         async with self._single() as session:
-            execution = await self._find(session, request.user_id, request.execution_id)
+            execution = await self._read(session, request.user_id, request.execution_id)
             nodes = await repository.list_node_executions(session, execution.id)
             return executor_pb2.GetExecutionResultsResponse(
                 execution=execution_proto(execution),
@@ -227,6 +227,16 @@ class ExecutionsServicer(executor_pb2_grpc.ExecutionsServiceServicer):
             status=status_proto(execution.status),
             first_seq=first,
         )
+
+    async def _read(
+        self, session: AsyncSession, user_id: str, execution_id: str
+    ) -> repository.ExecutionRow:
+        execution = await repository.read_execution(
+            session, user_id=user_id, execution_id=execution_id
+        )
+        if execution is None:
+            raise NotFound("execution not found", reason="EXECUTION_NOT_FOUND")
+        return execution
 
     async def _find(self, session: AsyncSession, user_id: str, execution_id: str) -> Execution:
         execution = await repository.get_execution(
