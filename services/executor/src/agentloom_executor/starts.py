@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom_blocks.sdk import Block
 from agentloom_common.bus import Topology
+from agentloom_executor import repository
 from agentloom_executor.graph import GraphSnapshot
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.scheduling import Engine, GroupSlots, Limits, lock_user
@@ -121,6 +122,7 @@ class GroupStarter:
                 # Added once started: written once, in the state the start left it (its
                 # QUEUED event is recorded all the same: migration 0010).
                 session.add(execution)
+            await repository.write_new(session)
         self.transactions += 1
         self.started += len(batch)
         return rows
