@@ -1,4 +1,4 @@
-"""The server interceptor: service errors keep their status, outages become UNAVAILABLE
+"""Guarded gRPC handlers: service errors keep their status, outages become UNAVAILABLE
 (retryable), anything else INTERNAL with no detail."""
 
 from __future__ import annotations
