@@ -1,6 +1,7 @@
-"""A group start writes its new executions, node executions and outbox messages with
-prepared statements (`repository.write_new`) instead of the unit of work: the rows must be
-the ones the unit of work writes, defaults included, and each message must learn its id."""
+"""A group start writes its new executions, node executions and outbox messages in one
+round trip (`repository.write_new`, the function of migration 0013) instead of the unit of
+work: the rows must be the ones the unit of work writes, defaults included, and each
+message must learn its id."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ from typing import Any, NamedTuple, cast
 
 import asyncpg
 from sqlalchemy import (
-    Column,
     ColumnElement,
     Select,
     Table,
@@ -30,8 +29,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
@@ -487,88 +484,72 @@ def pending_beyond_executions(session: AsyncSession) -> bool:
     return any(not isinstance(o, Execution) and session.is_modified(o) for o in session.dirty)
 
 
-# SQL array types of the columns the unnest INSERTs below write.
-_ARRAY_TYPES = {
-    "UUID": "uuid[]",
-    "TEXT": "text[]",
-    "INTEGER": "integer[]",
-    "BIGINT": "bigint[]",
-    "BOOLEAN": "boolean[]",
-    "JSONB": "jsonb[]",
-    "BYTEA": "bytea[]",
-    "TIMESTAMP WITH TIME ZONE": "timestamptz[]",
-}
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()  # bytea's hex input
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def _insert_rows(table: Table, columns: Sequence[Column[Any]], returning: str = "") -> str:
-    names = ", ".join(column.name for column in columns)
-    arrays = ", ".join(
-        f"CAST(:{column.name} AS {_ARRAY_TYPES[column.type.compile(dialect=_PG)]})"
-        for column in columns
+def _json_rows(objects: Sequence[Any], table: Table) -> str:
+    """`objects` as a JSON array of rows keyed by column name, as the unit of work would
+    write them: the column's default where the attribute is None."""
+    columns = [(column.key, column.default) for column in table.columns]
+    rows = []
+    for obj in objects:
+        row = {}
+        for key, default in columns:
+            value = getattr(obj, key)
+            if value is None and isinstance(default, ScalarElementColumnDefault):
+                value = default.arg
+            elif value is None and isinstance(default, CallableColumnDefault):
+                value = cast(Any, default.arg)(None)  # takes a context, unused by ours
+            row[key] = value
+        rows.append(row)
+    return json.dumps(rows, default=_json_value)
+
+
+_WRITE_NEW = DriverStatement.of(
+    text(
+        "SELECT message_pk, message_key FROM executor.write_new("
+        "CAST(:executions AS jsonb), CAST(:nodes AS jsonb), CAST(:messages AS jsonb))"
     )
-    return f"INSERT INTO {table.fullname} ({names}) SELECT * FROM unnest({arrays}) {returning}"
-
-
-def _column_values(objects: Sequence[Any], column: Column[Any]) -> list[Any]:
-    """One column's values across `objects`, as the unit of work would write them: the
-    column's default where the attribute is None, JSON columns serialized."""
-    default = column.default
-    fallback = None
-    if isinstance(default, ScalarElementColumnDefault):
-        fallback = default.arg
-    values = [getattr(o, column.key) for o in objects]
-    if isinstance(default, CallableColumnDefault):
-        make = cast(Any, default.arg)  # takes the execution context, unused by ours
-        values = [make(None) if v is None else v for v in values]
-    elif fallback is not None:
-        values = [fallback if v is None else v for v in values]
-    if isinstance(column.type, JSONB):
-        values = [None if v is None else json.dumps(v) for v in values]
-    return values
-
-
-_NEW_EXECUTION_COLUMNS: tuple[Column[Any], ...] = tuple(_EXECUTIONS.columns)
-_INSERT_EXECUTIONS = DriverStatement.of(text(_insert_rows(_EXECUTIONS, _NEW_EXECUTION_COLUMNS)))
-_NEW_MESSAGE_COLUMNS: tuple[Column[Any], ...] = tuple(c for c in _OUTBOX.columns if c.key != "id")
-_INSERT_MESSAGES = DriverStatement.of(
-    text(_insert_rows(_OUTBOX, _NEW_MESSAGE_COLUMNS, "RETURNING id, message_id"))
 )
+_NODES = cast(Table, NodeExecution.__table__)
 
 
 async def write_new(session: AsyncSession) -> None:
     """Write the session's new executions, node executions and outbox messages (a group
-    start's) with three statements prepared once, in that order (as the unit of work
-    would: node executions refer to executions), instead of the unit of work: its flush
-    of these INSERTs was an eighth of the executions API's CPU under bench W4. The objects
-    leave the session (what the caller reads of them after the commit is what was
-    written); each message gets the id it was given. Anything else new stays for the
-    unit of work. An idempotency key already taken raises IntegrityError, as a flush
-    would."""
+    start's) in one round trip (`executor.write_new`, migration 0013: the three INSERTs
+    in that order, as the unit of work would order them) instead of the unit of work,
+    whose flush of them was an eighth of the executions API's CPU under bench W4 and
+    three round trips. The objects leave the session (what the caller reads of them after
+    the commit is what was written); each message gets the id it was given. Anything else
+    new stays for the unit of work. An idempotency key already taken raises
+    IntegrityError, as a flush would."""
     new = sorted(session.new, key=lambda o: inspect(o).insert_order)
     executions = [o for o in new if isinstance(o, Execution)]
     nodes = [o for o in new if isinstance(o, NodeExecution)]
     messages = [o for o in new if isinstance(o, OutboxMessage)]
+    if not (executions or nodes or messages):
+        return
     for written in (*executions, *nodes, *messages):
         session.expunge(written)
+    params = {
+        "executions": _json_rows(executions, _EXECUTIONS),
+        "nodes": _json_rows(nodes, _NODES),
+        "messages": _json_rows(messages, _OUTBOX),
+    }
     try:
-        if executions:
-            await _INSERT_EXECUTIONS.execute(
-                session, {c.name: _column_values(executions, c) for c in _NEW_EXECUTION_COLUMNS}
-            )
-        if nodes:
-            await _WRITE_FINISHED.execute(session, _finished_params(nodes), flush=False)
+        rows = await _WRITE_NEW.fetch(session, params)
     except asyncpg.IntegrityConstraintViolationError as error:
-        raise IntegrityError(_INSERT_EXECUTIONS.sql, None, error) from error
-    if messages:
-        rows = await _INSERT_MESSAGES.fetch(
-            session,
-            {c.name: _column_values(messages, c) for c in _NEW_MESSAGE_COLUMNS},
-            flush=False,
-        )
-        ids = {message_id: id_ for id_, message_id in rows}
-        for message in messages:
-            message.id = ids[message.message_id]
+        raise IntegrityError(_WRITE_NEW.sql, None, error) from error
+    ids = {message_id: id_ for id_, message_id in rows}
+    for message in messages:
+        message.id = ids[message.message_id]
 
 
 async def node_tally(session: AsyncSession, execution_id: uuid.UUID) -> Tally:
