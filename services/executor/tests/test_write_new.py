@@ -84,8 +84,10 @@ async def _stored(session: AsyncSession, execution_id: uuid.UUID) -> dict[str, A
 
 
 async def test_write_new_stores_what_the_unit_of_work_stores(engine: Infra) -> None:
+    """Read back in the writing transaction, then rolled back: the rows as written, before
+    the platform's own work (runners, the event relay) could change them."""
     someone = f"user-{uuid.uuid4().hex[:8]}"
-    async with engine.sessions.begin() as session:
+    async with engine.sessions() as session:
         by_orm, _ = await _started(session, engine, someone, None)
         await session.flush()
         by_statements, rows = await _started(session, engine, someone, None)
@@ -99,14 +101,13 @@ async def test_write_new_stores_what_the_unit_of_work_stores(engine: Infra) -> N
                 )
             ).all()
         }
-    assert len(rows) == 2 and sorted(messages) == sorted(row.id for row in rows)
-    for row in rows:
-        assert (messages[row.id].message_id, messages[row.id].body) == (row.message_id, row.body)
-    async with engine.sessions() as session:
-        orm, statements = (
-            await _stored(session, by_orm.id),
-            await _stored(session, by_statements.id),
-        )
+        assert len(rows) == 2 and sorted(messages) == sorted(row.id for row in rows)
+        for row in rows:
+            stored = messages[row.id]
+            assert (stored.message_id, stored.body) == (row.message_id, row.body)
+        orm = await _stored(session, by_orm.id)
+        statements = await _stored(session, by_statements.id)
+        await session.rollback()
     assert statements["execution"]["status"] == "RUNNING"
     assert len(statements["nodes"]) == 2
     assert statements == orm
