@@ -85,6 +85,7 @@ _BUMP = DriverStatement.of(
     .returning(_COUNTER.c.value)
 )
 _READ = DriverStatement.of(sa.select(_COUNTER.c.value).where(_COUNTER.c.id == 1))
+_BACKEND = DriverStatement.of(sa.select(sa.func.pg_backend_pid()))
 
 
 class _Base(DeclarativeBase):
@@ -125,6 +126,32 @@ async def test_a_driver_statement_begins_and_rolls_back_with_the_session(
             await _BUMP.fetchrow(session, {"row": 1, "by": 2})
             await _BUMP.fetchrow(session, {"row": 1, "by": 3})
         assert await _value(sessions) == 5
+    finally:
+        await engine.dispose()
+
+
+async def test_each_transaction_of_a_session_gets_its_own_connection(database_url: str) -> None:
+    """The connection is remembered for the statements of one transaction only: after a
+    commit the session's next transaction begins again (its statements roll back with it),
+    and the connection it was given back is not reused from the memory of the first."""
+    engine, sessions = await _with_counter(database_url)
+    try:
+        async with sessions() as session:
+            await _BUMP.fetchrow(session, {"row": 1, "by": 1})
+            first = (await _BACKEND.fetchrow(session, {}))[0]
+            await session.commit()
+            await _BUMP.fetchrow(session, {"row": 1, "by": 10})
+            assert (await _READ.fetchrow(session, {}))["value"] == 11
+            second = (await _BACKEND.fetchrow(session, {}))[0]
+            await session.rollback()
+        assert await _value(sessions) == 1
+        assert first == second  # the pool's one connection, checked out again
+        async with sessions() as session:
+            await _BUMP.fetchrow(session, {"row": 1, "by": 100})
+            await session.rollback()
+            await _BUMP.fetchrow(session, {"row": 1, "by": 1000}, flush=False)
+            await session.commit()
+        assert await _value(sessions) == 1001
     finally:
         await engine.dispose()
 
