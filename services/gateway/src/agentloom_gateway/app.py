@@ -23,7 +23,7 @@ from agentloom_gateway.clients import open_services
 from agentloom_gateway.deps import Resources
 from agentloom_gateway.errors import install
 from agentloom_gateway.middleware import RequestContextMiddleware, RequestLimitsMiddleware
-from agentloom_gateway.routes import api_router, credits, health, live, trigger_ingress
+from agentloom_gateway.routes import credits, health, include_api, live, trigger_ingress
 from agentloom_gateway.schemas import InsufficientCreditsProblem
 from agentloom_gateway.settings import DEV_API_KEY_PEPPER, GatewaySettings
 
@@ -109,7 +109,7 @@ def create_app(
     )
     app.add_middleware(RequestContextMiddleware)  # added last: outermost
     app.include_router(health.router)
-    app.include_router(api_router())
+    include_api(app)
     app.include_router(credits.router)  # billing's history, usage and estimates
     app.include_router(live.router)  # /ws: live events, forwarded to notify
     app.include_router(trigger_ingress.router)  # signature-authenticated, no API key

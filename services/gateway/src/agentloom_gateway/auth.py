@@ -9,10 +9,10 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentloom_gateway import apikeys, identity, scopes
@@ -145,19 +145,22 @@ def unauthenticated(detail: str) -> ApiProblem:
     return ApiProblem(401, "UNAUTHENTICATED", detail, {"WWW-Authenticate": "Bearer"})
 
 
-async def require_principal(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
-) -> Principal:
+async def require_principal(request: Request) -> Principal:
     """The caller of an /api route; 401 when the credentials are missing or not valid (one
     body for every reason: bad signature, expired, revoked, suspended...).
+
+    Reads `Authorization: Bearer` (else `X-API-Key`) itself: as sub-dependencies the two
+    security schemes were solved again wherever a route refers to the principal (the
+    router, the scope check, the handler), a third of FastAPI's dependency work per
+    request. Routers declare the schemes for OpenAPI (`principal_dependencies`).
 
     Kept on the request, so the router's dependency and a route's scope check share it."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    credential = bearer.credentials if bearer is not None else api_key
+    credential = bearer_credential(request.headers.get("Authorization"))
+    if credential is None:
+        credential = request.headers.get("X-API-Key")
     if not credential:
         raise unauthenticated("credentials are required")
     authenticators: list[Authenticator] = request.app.state.resources.authenticators
@@ -171,4 +174,19 @@ async def require_principal(
     raise unauthenticated("the credentials are not valid")
 
 
+def bearer_credential(authorization: str | None) -> str | None:
+    """The credentials of an `Authorization: Bearer <credentials>` header, as `HTTPBearer`
+    reads them; None for no header, another scheme, or no credentials."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
+
+
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
+
+
+def principal_dependencies() -> list[Any]:
+    """A router's `dependencies` for routes that need a principal: the two security
+    schemes, declared for OpenAPI (cheap: a header read each), and the principal."""
+    return [Security(bearer_scheme), Security(api_key_scheme), Depends(require_principal)]

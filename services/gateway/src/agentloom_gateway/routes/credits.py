@@ -8,12 +8,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from agentloom.billing.v1 import billing_pb2
 from agentloom_gateway.access import requires
-from agentloom_gateway.auth import PrincipalDep, require_principal
+from agentloom_gateway.auth import PrincipalDep, principal_dependencies
 from agentloom_gateway.deps import ServicesDep
 from agentloom_gateway.errors import problem_responses
 from agentloom_gateway.estimates import estimate_graph
@@ -99,7 +99,7 @@ class CostEstimate(BaseModel):
 
 router = APIRouter(
     prefix="/api",
-    dependencies=[Depends(require_principal)],
+    dependencies=principal_dependencies(),
     responses=problem_responses(*COMMON_PROBLEMS),
 )
 
