@@ -190,3 +190,33 @@ async def test_a_question_in_flight_when_a_change_is_heard_is_not_trusted(
     assert (await asking).version == 1
     await versions.get(user, created.id, 0)
     assert versions.asked == 2
+
+
+async def test_callers_wanting_the_same_version_share_one_question(
+    graphs: graphs_pb2_grpc.GraphsServiceStub,
+    listening: Callable[..., asyncio.Future[GraphVersions]],
+) -> None:
+    versions = await listening()
+    user = f"user-{uuid.uuid4()}"
+    created = (
+        await graphs.CreateGraph(graphs_pb2.CreateGraphRequest(user_id=user, graph=spec("Hi")))
+    ).graph
+    found = await asyncio.gather(*(versions.get(user, created.id, 0) for _ in range(10)))
+    assert versions.asked == 1 and all(one is found[0] for one in found)
+
+    # A caller arriving after a change was heard does not join the question on its way.
+    versions.forget(created.id)
+    first = asyncio.ensure_future(versions.get(user, created.id, 0))
+    await asyncio.sleep(0)
+    versions.forget(created.id)
+    second = asyncio.ensure_future(versions.get(user, created.id, 0))
+    await asyncio.gather(first, second)
+    assert versions.asked == 3
+
+    # One caller giving up does not cancel the question for the others.
+    versions.forget(created.id)
+    quitter = asyncio.ensure_future(versions.get(user, created.id, 0))
+    stayer = asyncio.ensure_future(versions.get(user, created.id, 0))
+    await asyncio.sleep(0)
+    quitter.cancel()
+    assert (await stayer).version == 1 and versions.asked == 4
