@@ -16,9 +16,20 @@ from bench.checks import Checks
 from bench.config import BenchConfig
 from bench.stats import summary_ms
 
+WARMUP_POLL_S = 0.02
+
 
 async def api_load(api: Api, config: BenchConfig, checks: Checks) -> dict[str, Any]:
     graph_id = await api.create_graph(graphs.echo_graph())
+    # Unmeasured, as W1's: the first execution of a new graph fetches and parses it (in
+    # the executions API and the runner), ~40 ms on an idle platform, and at 100/s the
+    # requests that arrive meanwhile queue behind it for half a second.
+    for i in range(config.warmup_runs):
+        value = f"w4-warm-up-{i}"
+        started = await api.execute(graph_id, {"text": value})
+        execution = await api.wait(started.execution_id, config.wait_timeout_s, WARMUP_POLL_S)
+        problem = graphs.check_execution(execution, graphs.chain_expected(value, 2))
+        checks.record("W4 warm-up", started.execution_id, problem)
     total = int(config.w4_rate * config.w4_seconds)
     post_s: list[float] = []
     get_s: list[float] = []
