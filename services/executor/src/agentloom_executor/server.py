@@ -37,6 +37,7 @@ from agentloom_common.grpc_server import (
 )
 from agentloom_executor.events import EventRelay
 from agentloom_executor.graph_versions import GraphVersions
+from agentloom_executor.maintenance import MaintenanceOptions, TableMaintenance
 from agentloom_executor.outbox import Outbox
 from agentloom_executor.retry import RetryPolicy
 from agentloom_executor.runner import Runner, RunnerOptions
@@ -177,6 +178,15 @@ async def start_scheduler(settings: ExecutorSettings, infra: Infra) -> Scheduler
         retention_s=settings.events_retention_s,
     )
     infra.background.append(asyncio.create_task(relay.run()))
+    maintenance = TableMaintenance(
+        infra.engine,
+        MaintenanceOptions(
+            interval_s=settings.maintenance_interval_s,
+            min_dead_rows=settings.maintenance_min_dead_rows,
+            dead_fraction=settings.maintenance_dead_fraction,
+        ),
+    )
+    infra.background.append(asyncio.create_task(maintenance.run()))
     start_schedule_firing(settings, infra)
     return scheduler
 

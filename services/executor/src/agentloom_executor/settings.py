@@ -49,6 +49,12 @@ class ExecutorSettings(ServiceSettings):
     # how long events stay replayable after they were recorded.
     events_poll_interval_s: float = 0.05
     events_retention_s: float = 7 * 24 * 3600.0
+    # Each scheduler vacuums the executor's busy tables (events, node executions,
+    # executions, outbox) when their dead rows pass both figures (maintenance.py), looking
+    # this often; 0 leaves it to autovacuum.
+    maintenance_interval_s: float = 5.0
+    maintenance_min_dead_rows: int = 2_000
+    maintenance_dead_fraction: float = 0.1
     # Schedules (docs/schedules.md): how often each scheduler replica looks for due ones;
     # a slot missed by longer than the grace (the platform was down) is skipped; the
     # shortest interval between slots a cron expression may have; schedules per user.
