@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, text
@@ -357,3 +357,37 @@ async def test_an_execution_inserted_started_records_the_statuses_it_went_throug
         [("QUEUED", False, False), ("RUNNING", True, False), ("COMPLETED", True, True)],
         [("QUEUED", False, False), ("FAILED", False, True)],
     ]
+
+
+async def test_the_prune_deletes_published_events_older_than_the_retention(engine: Infra) -> None:
+    """Published and recorded before the cutoff: deleted. Unpublished, or recent: kept."""
+    execution_id = uuid.uuid4()  # events have no foreign key (migration 0008)
+    now = datetime.now(UTC)
+    old = now - timedelta(hours=2)
+    async with engine.sessions.begin() as session:
+        for seq, (created_at, published) in enumerate(
+            [(old, True), (old, False), (now, True), (old, True)], start=1
+        ):
+            session.add(
+                ExecutionEvent(
+                    execution_id=execution_id,
+                    seq=seq,
+                    type="test.prune",
+                    data={},
+                    published=published,
+                    created_at=created_at,
+                )
+            )
+    relay = EventRelay(
+        engine.sessions, Publisher(engine.connection), poll_interval_s=1, retention_s=3600
+    )
+    await relay._prune()
+    async with engine.sessions() as session:
+        kept = (
+            await session.scalars(
+                select(ExecutionEvent.seq)
+                .where(ExecutionEvent.execution_id == execution_id)
+                .order_by(ExecutionEvent.seq)
+            )
+        ).all()
+    assert kept == [2, 3]

@@ -42,7 +42,7 @@ SEQUENCE = DriverStatement.of(
         """
     WITH pending AS (
         SELECT id, execution_id FROM executor.execution_events
-        WHERE seq IS NULL ORDER BY id LIMIT :batch
+        WHERE NOT published AND seq IS NULL ORDER BY id LIMIT :batch
     ), numbered AS (
         SELECT id, execution_id,
                row_number() OVER (PARTITION BY execution_id ORDER BY id) AS rn
@@ -99,13 +99,14 @@ MARK_PUBLISHED = DriverStatement.of(
 
 RELAY_TRY_LOCK = DriverStatement.of(text("SELECT pg_try_advisory_xact_lock(:key)"))
 
+# The oldest published rows by id (ids grow with time), of which those recorded before the
+# cutoff: no index on created_at to maintain for every event (migration 0014).
 PRUNE = text(
     """
     DELETE FROM executor.execution_events
     WHERE id IN (
-        SELECT id FROM executor.execution_events
-        WHERE created_at < :before AND published ORDER BY id LIMIT 5000
-    )
+        SELECT id FROM executor.execution_events WHERE published ORDER BY id LIMIT 5000
+    ) AND created_at < :before
     """
 )
 
