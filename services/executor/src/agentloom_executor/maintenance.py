@@ -29,6 +29,9 @@ SCHEMA = "executor"
 # The tables that turn over: rewritten or deleted soon after they are written.
 BUSY_TABLES = ("execution_events", "node_executions", "executions", "outbox")
 
+# vacuum_cost_delay for these vacuums: autovacuum's default (with vacuum_cost_limit's 200).
+COST_DELAY_MS = 2
+
 _DEAD_ROWS = text(
     """
     SELECT relname, n_dead_tup, n_live_tup FROM pg_stat_user_tables
