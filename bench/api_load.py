@@ -14,7 +14,7 @@ from bench import graphs
 from bench.api import TRANSPORT_ERRORS, Api
 from bench.checks import Checks
 from bench.config import BenchConfig
-from bench.stats import summary_ms
+from bench.stats import slowest_by_window, summary_ms
 
 WARMUP_POLL_S = 0.02
 
@@ -33,6 +33,9 @@ async def api_load(api: Api, config: BenchConfig, checks: Checks) -> dict[str, A
     total = int(config.w4_rate * config.w4_seconds)
     post_s: list[float] = []
     get_s: list[float] = []
+    # (when the request was due, seconds into the window; how long it took): where in the
+    # window the slow ones are tells a stall from a slow steady state.
+    post_at: list[tuple[float, float]] = []
     errors: Counter[str] = Counter()
     created: dict[str, str] = {}
 
@@ -47,6 +50,7 @@ async def api_load(api: Api, config: BenchConfig, checks: Checks) -> dict[str, A
             errors[f"POST {response.status_code}"] += 1
             return
         post_s.append(took)
+        post_at.append((i / config.w4_rate, took))
         execution_id = str(response.json()["id"])
         created[execution_id] = value
         started = time.perf_counter()
@@ -88,4 +92,5 @@ async def api_load(api: Api, config: BenchConfig, checks: Checks) -> dict[str, A
         "get_execution": summary_ms(get_s),
         "errors": sum(errors.values()),
         "errors_by_kind": dict(errors),
+        "post_execute_slowest_ms_by_quarter_second": slowest_by_window(post_at, 0.25),
     }

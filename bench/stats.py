@@ -46,3 +46,15 @@ def median_run(runs: Sequence[dict[str, Any]], key: str) -> dict[str, Any]:
         raise ValueError("no runs")
     ordered = sorted(runs, key=lambda run: float(run[key]))
     return ordered[(len(ordered) - 1) // 2]
+
+
+def slowest_by_window(timed: list[tuple[float, float]], window_s: float) -> list[float]:
+    """The slowest latency (ms) of the requests due in each window of `window_s` seconds,
+    in order: a stall shows as a run of high values, a slow steady state as all of them."""
+    if not timed:
+        return []
+    slowest = [0.0] * (int(max(at for at, _ in timed) / window_s) + 1)
+    for at, took in timed:
+        index = int(at / window_s)
+        slowest[index] = max(slowest[index], round(took * 1000, 1))
+    return slowest

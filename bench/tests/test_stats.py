@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.stats import median_run, percentile, rate, summary_ms
+from bench.stats import median_run, percentile, rate, slowest_by_window, summary_ms
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -42,3 +42,9 @@ def test_median_run_is_one_real_run() -> None:
     assert median_run([{"rate": 7.0}], "rate") == {"rate": 7.0}
     with pytest.raises(ValueError):
         median_run([], "rate")
+
+
+def test_the_slowest_request_of_each_window_in_order() -> None:
+    timed = [(0.0, 0.010), (0.1, 0.030), (0.3, 0.005), (0.9, 0.2)]
+    assert slowest_by_window(timed, 0.25) == [30.0, 5.0, 0.0, 200.0]
+    assert slowest_by_window([], 0.25) == []
