@@ -14,6 +14,7 @@ from agentloom_billing.costs import load_cost_table
 from agentloom_billing.ledger import Ledger
 from agentloom_billing.servicer import BillingServicer
 from agentloom_billing.settings import BillingSettings
+from agentloom_common import process
 from agentloom_common.db import create_engine, create_session_factory, warm_pool
 from agentloom_common.grpc_server import create_server, graceful_stop, wait_for_shutdown_signal
 
@@ -65,5 +66,6 @@ async def start(settings: BillingSettings) -> RunningServer:
 async def serve(settings: BillingSettings) -> None:
     running = await start(settings)
     log.info("billing serving", extra={"fields": {"port": running.port}})
+    process.started()
     await wait_for_shutdown_signal()
     await running.stop(settings.shutdown_grace_s)

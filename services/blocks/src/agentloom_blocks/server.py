@@ -6,6 +6,7 @@ from agentloom.blocks.v1 import blocks_pb2, blocks_pb2_grpc
 from agentloom_blocks.registry import load_blocks
 from agentloom_blocks.servicer import BlocksServicer
 from agentloom_blocks.settings import BlocksSettings
+from agentloom_common import process
 from agentloom_common.grpc_server import RunningServer, start_server, wait_for_shutdown_signal
 
 SERVICE_NAME = blocks_pb2.DESCRIPTOR.services_by_name["BlocksService"].full_name
@@ -23,5 +24,6 @@ async def start(settings: BlocksSettings) -> RunningServer:
 
 async def serve(settings: BlocksSettings) -> None:
     running = await start(settings)
+    process.started()
     await wait_for_shutdown_signal()
     await running.stop(settings.shutdown_grace_s)

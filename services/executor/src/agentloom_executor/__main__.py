@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from agentloom_common import process
 from agentloom_common.grpc_server import wait_for_shutdown_signal
 from agentloom_common.logging import setup_logging
 from agentloom_common.migrations import upgrade
@@ -23,16 +24,19 @@ async def run_role(role: str, settings: ExecutorSettings) -> None:
     async with infra(settings) as shared:
         if role == "api":
             api = await start_api(settings, shared)
+            process.started()
             await wait_for_shutdown_signal()
             await api.stop(settings.shutdown_grace_s)
         elif role == "scheduler":
             await start_scheduler(settings, shared)
             probe = await start_health(settings)
+            process.started()
             await wait_for_shutdown_signal()
             await probe.stop()
         else:
             runner, channels = await start_runner(settings, shared)
             probe = await start_health(settings)
+            process.started()
             await wait_for_shutdown_signal()
             await probe.health.enter_graceful_shutdown()
             await runner.drain(settings.shutdown_grace_s)
@@ -50,6 +54,8 @@ def main() -> None:
     if args.role == "migrate":
         upgrade(settings.database_url, "agentloom_executor", SCHEMA)
         return
+    if args.role in ("scheduler", "runner"):
+        process.lower_priority(settings.worker_niceness)
     asyncio.run(run_role(args.role, settings))
 
 

@@ -13,6 +13,10 @@ class ExecutorSettings(ServiceSettings):
     db_pool_size: int = 5
     # Executions hash onto this many scheduler partitions (fixed for a deployment).
     partitions: int = 4
+    # Added to the nice value of the scheduler and runner processes (0-19; 0 keeps it): on
+    # a machine they share with the API processes, API calls get the CPU first and a burst
+    # of executions waits in the bus instead (W4 in bench/).
+    worker_niceness: int = Field(default=5, ge=0, le=19)
     # Node jobs a runner works on at once (its RabbitMQ prefetch).
     runner_concurrency: int = 16
     # Results/requests a scheduler applies at once, across executions.

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentloom_common import process
 from agentloom_common.db import create_engine, create_session_factory
 from agentloom_common.logging import setup_logging
 from agentloom_common.migrations import upgrade
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = args.command or "serve"
     if command == "serve":
         uvicorn.run(
-            create_app(settings),
+            create_app(settings, on_ready=process.started),
             host=settings.host,
             port=settings.port,
             log_config=None,

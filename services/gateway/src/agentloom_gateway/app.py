@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from importlib.metadata import version
@@ -53,9 +53,14 @@ DESCRIPTION = (
 
 
 def create_app(
-    settings: GatewaySettings, *, authenticators: Sequence[Authenticator] = ()
+    settings: GatewaySettings,
+    *,
+    authenticators: Sequence[Authenticator] = (),
+    on_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """Build the app. `authenticators` are tried after API keys and JWTs.
+    """Build the app. `authenticators` are tried after API keys and JWTs; `on_ready` is
+    called once the lifespan has opened everything (the server process freezes its startup
+    heap there: `agentloom_common.process.started`).
 
     The lifespan opens the database engine, the gRPC channels, the rate limiter (Redis) and
     the internal credentials gRPC server, and closes them.
@@ -86,6 +91,8 @@ def create_app(
             keyring=access.keyring,
         )
         app.state.credentials_server = access.credentials_server
+        if on_ready is not None:
+            on_ready()
         try:
             yield
         finally:

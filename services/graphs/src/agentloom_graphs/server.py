@@ -10,7 +10,7 @@ from grpc_health.v1 import health
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentloom.graphs.v1 import graphs_pb2, graphs_pb2_grpc, presets_pb2, presets_pb2_grpc
-from agentloom_common import bus
+from agentloom_common import bus, process
 from agentloom_common.db import create_engine, create_session_factory, warm_pool
 from agentloom_common.grpc_client import create_channel
 from agentloom_common.grpc_server import create_server, graceful_stop, wait_for_shutdown_signal
@@ -85,5 +85,6 @@ async def start(settings: GraphsSettings) -> RunningServer:
 async def serve(settings: GraphsSettings) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
     running = await start(settings)
+    process.started()
     await wait_for_shutdown_signal()
     await running.stop(settings.shutdown_grace_s)

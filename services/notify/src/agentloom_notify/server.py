@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from aio_pika.abc import AbstractRobustConnection
 
 from agentloom.executor.v1 import executor_pb2_grpc
-from agentloom_common import bus
+from agentloom_common import bus, process
 from agentloom_common.grpc_client import create_channel
 from agentloom_common.grpc_server import RunningServer, start_server, wait_for_shutdown_signal
 from agentloom_notify.hub import Hub, Relay
@@ -88,4 +88,5 @@ async def running(settings: NotifySettings) -> AsyncIterator[Running]:
 
 async def serve(settings: NotifySettings) -> None:
     async with running(settings):
+        process.started()
         await wait_for_shutdown_signal()
