@@ -204,3 +204,78 @@ async def test_changes_made_through_the_gateway_apply_at_once_despite_the_cache(
         revoked = await client.delete(f"/api/user/api-keys/{caller.key_id}", headers=caller.headers)
         assert revoked.status_code == 204, revoked.text
         _assert_unauthenticated(await client.get("/api/user", headers=caller.headers))
+
+
+def _authenticator(sessions: async_sessionmaker[AsyncSession], pepper: bytes) -> Any:
+    from agentloom_gateway.auth import ApiKeyAuthenticator
+
+    engine = sessions.kw["bind"]
+    return ApiKeyAuthenticator(
+        engine, pepper=pepper, touch_interval=timedelta(minutes=1), cache_s=60.0
+    )
+
+
+def _counting_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys `identity.authenticate_api_key` was asked about, in order (the real
+    function runs: the database answers)."""
+    asked: list[str] = []
+    real = identity.authenticate_api_key
+
+    async def counting(**kwargs: Any) -> Any:
+        asked.append(kwargs["api_key"])
+        await asyncio.sleep(0.05)  # long enough for the other requests to arrive
+        return await real(**kwargs)
+
+    monkeypatch.setattr(identity, "authenticate_api_key", counting)
+    return asked
+
+
+async def test_requests_arriving_during_a_lookup_share_it(
+    sessions: async_sessionmaker[AsyncSession],
+    pepper: bytes,
+    make_caller: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unknown key asked about by many requests at once is looked up once; one caller
+    cancelled does not cancel the others' answer."""
+    caller, stranger = await make_caller(), await make_caller()
+    asked = _counting_lookups(monkeypatch)
+    authenticator = _authenticator(sessions, pepper)
+    impatient = asyncio.ensure_future(authenticator.authenticate(caller.api_key))
+    answers = [
+        asyncio.ensure_future(authenticator.authenticate(key))
+        for key in [caller.api_key] * 10 + [stranger.api_key] * 5
+    ]
+    await asyncio.sleep(0.01)
+    impatient.cancel()
+    principals = await asyncio.gather(*answers)
+    assert sorted(asked) == sorted([caller.api_key, stranger.api_key])
+    assert [p.user_id for p in principals] == [caller.user_id] * 10 + [stranger.user_id] * 5
+    assert (await authenticator.authenticate(caller.api_key)).user_id == caller.user_id
+    assert len(asked) == 2  # remembered afterwards
+
+
+async def test_a_lookup_in_flight_when_keys_are_forgotten_is_not_remembered(
+    sessions: async_sessionmaker[AsyncSession],
+    pepper: bytes,
+    make_caller: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caller = await make_caller()
+    asked = _counting_lookups(monkeypatch)
+    authenticator = _authenticator(sessions, pepper)
+    before = asyncio.ensure_future(authenticator.authenticate(caller.api_key))
+    await asyncio.sleep(0.01)
+    authenticator.forget_user(caller.user_id)
+    assert (await before) is not None
+    await authenticator.authenticate(caller.api_key)
+    assert len(asked) == 2  # what the lookup begun before the change found was not kept
+    authenticator.forget_user(caller.user_id)
+    before = asyncio.ensure_future(authenticator.authenticate(caller.api_key))
+    await asyncio.sleep(0.01)
+    authenticator.forget_user(caller.user_id)
+    after = asyncio.ensure_future(authenticator.authenticate(caller.api_key))
+    await asyncio.gather(before, after)
+    assert len(asked) == 4  # the request after the change did not join the earlier lookup
+    await authenticator.authenticate(caller.api_key)
+    assert len(asked) == 4  # the later lookup's answer is remembered

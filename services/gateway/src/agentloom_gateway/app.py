@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from importlib.metadata import version
@@ -12,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import iter_route_contexts
+from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 
 from agentloom_common.db import create_engine, create_session_factory, warm_pool
@@ -107,6 +109,7 @@ def create_app(
         openapi_tags=TAGS,
         lifespan=lifespan,
         redoc_url=None,
+        telemetry=fastapi_telemetry(os.environ),
     )
     install(app, retry_after_s=settings.retry_after_s)
     app.add_middleware(
@@ -128,6 +131,17 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def fastapi_telemetry(environ: Mapping[str, str]) -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry spans, metrics and logs: as FastAPI sets them when the
+    process is set up for OpenTelemetry (an `OTEL_*` or `FASTAPI_OTEL_*` variable, as
+    `opentelemetry-instrument` and the OTLP exporters read), off otherwise. Off, FastAPI no
+    longer asks the global providers on every request whether one was configured since:
+    5% of the gateway's CPU under bench W4."""
+    if any(name.startswith(("OTEL_", "FASTAPI_OTEL_")) for name in environ):
+        return {}
+    return {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

@@ -4,6 +4,7 @@ only ever see a `Principal`; what it may do is checked by `access.requires`."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -72,6 +73,12 @@ class ApiKeyAuthenticator:
         self._cache_size = cache_size
         # hash of the key -> (valid until (monotonic), principal, the key's expiry)
         self._cache: OrderedDict[bytes, tuple[float, Principal, datetime | None]] = OrderedDict()
+        # Lookups in flight, by hash of the key: requests that find the key unknown or
+        # expired meanwhile wait for the same answer (at 200 requests/s each expiry sent a
+        # burst of identical lookups to the database).
+        self._lookups: dict[bytes, asyncio.Future[Principal | None]] = {}
+        # Bumped by `forget_user`: a lookup that began before keeps its answer to itself.
+        self._generation = 0
 
     def accepts(self, credential: str) -> bool:
         return apikeys.looks_like_key(credential)
@@ -86,6 +93,24 @@ class ApiKeyAuthenticator:
             if time.monotonic() < until and (expires_at is None or expires_at > datetime.now(UTC)):
                 return principal
             del self._cache[cache_key]
+        if self._cache_s <= 0:
+            return await self._look_up(credential, cache_key)
+        lookup = self._lookups.get(cache_key)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(credential, cache_key))
+            self._lookups[cache_key] = lookup
+            lookup.add_done_callback(lambda done: self._lookup_done(cache_key, done))
+        # Shielded: one caller giving up does not cancel the others' answer.
+        return await asyncio.shield(lookup)
+
+    def _lookup_done(self, cache_key: bytes, done: asyncio.Future[Principal | None]) -> None:
+        if self._lookups.get(cache_key) is done:
+            del self._lookups[cache_key]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed lookup is raised to its callers
+
+    async def _look_up(self, credential: str, cache_key: bytes) -> Principal | None:
+        generation = self._generation
         async with self._engine.connect() as connection:
             found = await identity.authenticate_api_key(
                 connection=connection,
@@ -102,7 +127,7 @@ class ApiKeyAuthenticator:
             scopes=scopes.effective_scopes(found.role, found.scopes),
             role=found.role,
         )
-        if self._cache_s > 0:
+        if self._cache_s > 0 and generation == self._generation:
             self._cache[cache_key] = (
                 time.monotonic() + self._cache_s,
                 principal,
@@ -116,6 +141,10 @@ class ApiKeyAuthenticator:
         """Drop every remembered key of `user_id` (after a change to its keys or itself)."""
         for cache_key in [k for k, (_, p, _) in self._cache.items() if p.user_id == user_id]:
             del self._cache[cache_key]
+        # Whose key a lookup in flight is for is not known yet: later requests ask again,
+        # and what those in flight find is not remembered.
+        self._lookups.clear()
+        self._generation += 1
 
 
 def forget_user(request: Request, user_id: str) -> None:
