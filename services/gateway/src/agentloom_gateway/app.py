@@ -20,7 +20,7 @@ from agentloom_common.db import create_engine, create_session_factory, warm_pool
 from agentloom_common.problem import Problem
 from agentloom_gateway.access import route_requirement
 from agentloom_gateway.access_wiring import open_access
-from agentloom_gateway.auth import ApiKeyAuthenticator, Authenticator
+from agentloom_gateway.auth import ApiKeyAuthenticator, Authenticator, declare_security
 from agentloom_gateway.clients import open_services
 from agentloom_gateway.deps import Resources
 from agentloom_gateway.errors import install
@@ -161,6 +161,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for name, schema in definitions.get("$defs", {}).items():
         schemas.setdefault(name, schema)
     _declare_scopes(app, document)
+    declare_security(iter_route_contexts(app.routes), document)
     return document
 
 
