@@ -3,11 +3,13 @@ real PostgreSQL, whose autovacuum is off on these machines."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agentloom_common.db import create_engine
-from agentloom_executor.maintenance import MaintenanceOptions, TableMaintenance
+from agentloom_executor.maintenance import COST_DELAY_MS, MaintenanceOptions, TableMaintenance
 
 
 async def _dead_rows(connection: AsyncConnection, table: str) -> int:
@@ -66,5 +68,31 @@ async def test_a_few_dead_rows_are_left_to_later(migrated: str) -> None:
         cautious = TableMaintenance(engine, MaintenanceOptions(min_dead_rows=1_000_000))
         assert await cautious.once() == []
         assert cautious.vacuumed == {}
+    finally:
+        await engine.dispose()
+
+
+async def test_vacuums_are_paced_and_the_pooled_connection_is_left_as_it_was(
+    migrated: str,
+) -> None:
+    """A manual VACUUM is unpaced unless told (it held a core for ~0.4 s under bench W4):
+    the maintenance sets autovacuum's cost delay around its vacuums, then resets it."""
+    engine = create_engine(migrated, pool_size=1)
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await _churn_outbox(engine, 3_000)
+        sent.clear()
+        assert "outbox" in await TableMaintenance(engine, MaintenanceOptions()).once()
+        vacuum = sent.index('VACUUM (ANALYZE, SKIP_LOCKED) "executor"."outbox"')
+        assert f"SET vacuum_cost_delay = {COST_DELAY_MS}" in sent[:vacuum]
+        assert "RESET vacuum_cost_delay" in sent[vacuum:]
+        async with engine.connect() as connection:  # the pool's one connection
+            shown = await connection.execute(text("SHOW vacuum_cost_delay"))
+            assert shown.scalar_one() == "0"
     finally:
         await engine.dispose()
