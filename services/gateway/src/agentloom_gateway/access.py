@@ -9,11 +9,10 @@ import logging
 from typing import Any
 
 from fastapi import Depends, Request, Response
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext
 from redis.exceptions import RedisError
 
-from agentloom_gateway.auth import Principal, PrincipalDep
+from agentloom_gateway.auth import Principal, PrincipalDep, dependency_calls
 from agentloom_gateway.errors import ApiProblem, unavailable
 from agentloom_gateway.ratelimit import ROUTE_CLASSES, RateLimiter
 from agentloom_gateway.scopes import ALL_SCOPES
@@ -75,11 +74,7 @@ def requires(scope: str, *, route_class: str | None = None) -> Any:
 def route_requirement(route: APIRoute | RouteContext) -> ScopeRequirement | None:
     """The scope requirement a route (or a `RouteContext` of an included one) declares,
     wherever it sits in its dependency tree."""
-    dependant: Dependant | None = getattr(route, "dependant", None)
-    pending = list(dependant.dependencies) if dependant is not None else []
-    while pending:
-        dependant = pending.pop()
-        if isinstance(dependant.call, ScopeRequirement):
-            return dependant.call
-        pending.extend(dependant.dependencies)
+    for call in dependency_calls(route):
+        if isinstance(call, ScopeRequirement):
+            return call
     return None

@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Protocol
@@ -226,16 +226,19 @@ def principal_dependencies() -> list[Any]:
     return [Depends(require_principal)]
 
 
-def needs_principal(route: Any) -> bool:
-    """Whether `require_principal` is anywhere in a route's dependency tree."""
+def dependency_calls(route: Any) -> Iterator[Any]:
+    """The callables of every dependency in a route's (or a `RouteContext`'s) tree."""
     dependant = getattr(route, "dependant", None)
     pending = list(dependant.dependencies) if dependant is not None else []
     while pending:
         dependant = pending.pop()
-        if dependant.call is require_principal:
-            return True
+        yield dependant.call
         pending.extend(dependant.dependencies)
-    return False
+
+
+def needs_principal(route: Any) -> bool:
+    """Whether `require_principal` is anywhere in a route's dependency tree."""
+    return any(call is require_principal for call in dependency_calls(route))
 
 
 def declare_security(routes: Iterable[Any], document: dict[str, Any]) -> None:
