@@ -7,16 +7,18 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from agentloom_common.bus import (
     DEAD_QUEUE,
     JOBS_EXCHANGE,
     JOBS_ROUTING_KEY,
     SCHEDULER_EXCHANGE,
+    Publisher,
 )
 from agentloom_executor import outbox, repository, scheduling
 from agentloom_executor.messages import CancelExecution, NodeFinished, NodeJob
@@ -335,6 +337,47 @@ async def test_published_outbox_rows_are_deleted_once_confirmed(engine: Infra) -
     await engine.outbox.flush(rows[:3])
     await engine.outbox.flush(rows[3:])
     await engine.outbox.drain()
+    async with engine.sessions() as session:
+        left = await session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.id.in_(ids))
+        )
+    assert left == 0
+
+
+async def test_the_relay_holds_no_lock_while_the_broker_confirms(engine: Infra) -> None:
+    """Rows due for a re-send are claimed in a statement of their own, then published and
+    deleted: while each publish waits for its confirm, the rows are not locked (a relay
+    that kept its transaction open for them held back every vacuum of the database)."""
+    rows = [outbox.to_control(CancelExecution(execution_id=str(uuid.uuid4()))) for _ in range(5)]
+    async with engine.sessions.begin() as session:
+        session.add_all(rows)
+    ids = [row.id for row in rows]
+    published: list[str] = []
+    locked_meanwhile: list[bool] = []
+
+    class CheckingPublisher:
+        async def publish(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                async with engine.sessions.begin() as session:
+                    await session.execute(
+                        text(
+                            "SELECT id FROM executor.outbox WHERE id = ANY(:ids) FOR SHARE NOWAIT"
+                        ),
+                        {"ids": ids},
+                    )
+                locked_meanwhile.append(False)
+            except DBAPIError:
+                locked_meanwhile.append(True)
+            await engine.publisher.publish(*args, **kwargs)
+            published.append(kwargs["message_id"])
+
+    # Due at once for this relay; the fixture's own relay waits for them to be 0.5 s old.
+    relay = outbox.Outbox(
+        engine.sessions, cast(Publisher, CheckingPublisher()), retry_after_s=0, poll_interval_s=1
+    )
+    await relay.relay_once()
+    assert {row.message_id for row in rows} <= set(published)
+    assert locked_meanwhile and not any(locked_meanwhile)
     async with engine.sessions() as session:
         left = await session.scalar(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.id.in_(ids))

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agentloom_common.bus import (
@@ -35,6 +35,20 @@ log = logging.getLogger(__name__)
 # prepared statement cache), in autocommit: no BEGIN and COMMIT around it.
 _DELETE_PUBLISHED = DriverStatement.of(
     text("DELETE FROM executor.outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+)
+
+# Rows due for a re-send, claimed for another retry delay (see `Outbox.relay_once`).
+_CLAIM = DriverStatement.of(
+    text(
+        """
+        UPDATE executor.outbox SET created_at = :now
+        WHERE id IN (
+            SELECT id FROM executor.outbox WHERE created_at < :cutoff
+            ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id, exchange, routing_key, message_id, body, mandatory
+        """
+    )
 )
 
 
@@ -128,22 +142,43 @@ class Outbox:
             await asyncio.wait([self._deleter], timeout=timeout_s)
 
     async def relay_once(self, limit: int = 200) -> int:
-        """Re-send rows older than the retry delay; returns how many were published."""
-        cutoff = datetime.now(UTC) - self._retry_after
-        async with self._sessions.begin() as session:
-            rows = (
-                await session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.created_at < cutoff)
-                    .order_by(OutboxMessage.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
+        """Re-send rows older than the retry delay; returns how many were published.
+
+        The rows are claimed first, in a statement of their own, by moving their time to
+        now (another relay takes them only after another retry delay), then published
+        together, and those confirmed deleted: no transaction stays open while the broker
+        confirms. One that did (select for update, publish and delete one by one) lasted
+        16 s under bench W2-W3, and held back every vacuum of the database meanwhile."""
+        now = datetime.now(UTC)
+        async with self._single() as session:
+            rows = await _CLAIM.fetch(
+                session, {"now": now, "cutoff": now - self._retry_after, "limit": limit}
+            )
+        if not rows:
+            return 0
+        rows = sorted(rows, key=lambda row: int(row["id"]))
+        results = await asyncio.gather(
+            *(
+                self._publisher.publish(
+                    row["exchange"],
+                    row["routing_key"],
+                    bytes(row["body"]),
+                    message_id=row["message_id"],
+                    mandatory=row["mandatory"],
                 )
-            ).all()
-            for row in rows:
-                await self._publish(row)
-                await session.delete(row)
-        return len(rows)
+                for row in rows
+            ),
+            return_exceptions=True,
+        )
+        sent = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
+        if len(sent) < len(rows):
+            log.warning(
+                "relay: %d of %d publishes failed; retried later", len(rows) - len(sent), len(rows)
+            )
+        if sent:
+            async with self._single() as session:
+                await _DELETE_PUBLISHED.execute(session, {"ids": sent})
+        return len(sent)
 
     async def run_relay(self) -> None:
         """Loop forever (until cancelled), re-sending what was left behind."""
