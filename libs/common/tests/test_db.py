@@ -13,7 +13,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
-from agentloom_common.db import DriverStatement, create_engine, create_session_factory
+from agentloom_common.db import (
+    DriverStatement,
+    autocommit_sessions,
+    create_engine,
+    create_session_factory,
+)
 
 
 async def _backend_pid_after_killing_it(url: str, idle_s: float) -> tuple[int, object]:
@@ -172,3 +177,34 @@ async def test_a_driver_statement_sees_pending_orm_changes(database_url: str) ->
 def test_expanding_in_lists_are_refused() -> None:
     with pytest.raises(ValueError, match="expanding IN"):
         DriverStatement.of(sa.select(_COUNTER.c.id).where(_COUNTER.c.value.in_([1, 2])))
+
+
+async def test_a_dead_connection_met_by_a_driver_statement_leaves_the_pool(
+    database_url: str,
+) -> None:
+    """Statements sent straight to asyncpg bypass SQLAlchemy's own handling of a lost
+    connection: the first use of a dead one fails as an outage (ConnectionError) and the
+    pool drops it, so the next session gets a live connection, not the dead one again."""
+    engine = create_engine(database_url, pool_size=1, ping_idle_s=60)  # no ping on checkout
+    sessions = create_session_factory(engine)
+    try:
+        for begin in (True, False):  # the failure at BEGIN, and at a statement in autocommit
+            async with sessions() as session:
+                pid = (await _BACKEND.fetchrow(session, {}))[0]
+            outside = await asyncpg.connect(
+                database_url.replace("postgresql+asyncpg", "postgresql")
+            )
+            try:
+                await outside.execute("SELECT pg_terminate_backend($1)", pid)
+            finally:
+                await outside.close()
+            await asyncio.sleep(0.3)
+            factory = sessions if begin else autocommit_sessions(sessions)
+            with pytest.raises(ConnectionError):
+                async with factory() as session:
+                    await _BACKEND.fetchrow(session, {})
+            async with sessions() as session:
+                again = (await _BACKEND.fetchrow(session, {}))[0]
+            assert again != pid
+    finally:
+        await engine.dispose()

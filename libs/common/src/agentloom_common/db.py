@@ -156,14 +156,22 @@ class DriverStatement:
         self, session: AsyncSession, params: Mapping[str, Any], *, flush: bool = True
     ) -> list[Any]:
         connection = await driver_connection(session, flush=flush)
-        rows: list[Any] = await connection.fetch(self.sql, *self._args(params))
+        try:
+            rows: list[Any] = await connection.fetch(self.sql, *self._args(params))
+        except Exception as error:
+            await _drop_if_lost(session, connection, error)
+            raise
         return rows
 
     async def fetchrow(
         self, session: AsyncSession, params: Mapping[str, Any], *, flush: bool = True
     ) -> Any:
         connection = await driver_connection(session, flush=flush)
-        return await connection.fetchrow(self.sql, *self._args(params))
+        try:
+            return await connection.fetchrow(self.sql, *self._args(params))
+        except Exception as error:
+            await _drop_if_lost(session, connection, error)
+            raise
 
     async def execute(
         self, session: AsyncSession, params: Mapping[str, Any], *, flush: bool = True
@@ -172,9 +180,31 @@ class DriverStatement:
         `flush=False`: the caller knows the statement does not depend on the session's
         pending changes (they are written at the next flush)."""
         connection = await driver_connection(session, flush=flush)
-        tag: str = await connection.execute(self.sql, *self._args(params))
+        try:
+            tag: str = await connection.execute(self.sql, *self._args(params))
+        except Exception as error:
+            await _drop_if_lost(session, connection, error)
+            raise
         count = tag.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else 0
+
+
+async def _drop_if_lost(
+    session: AsyncSession, driver: asyncpg.Connection, error: BaseException
+) -> None:
+    """After a statement sent straight to asyncpg failed: if the connection is gone
+    (PostgreSQL restarted, the backend was terminated), invalidate it, as SQLAlchemy does
+    for the statements it runs itself, and raise ConnectionError (an outage: callers
+    answer UNAVAILABLE and retry). Without this a dead connection went back to the pool
+    and was handed out again and again: each use failed, none dropped it."""
+    lost = driver.is_closed() or isinstance(
+        error, asyncpg.exceptions.ConnectionDoesNotExistError | ConnectionError | OSError
+    )
+    if not lost:
+        return
+    connection = await session.connection()
+    await connection.invalidate(error if isinstance(error, Exception) else None)
+    raise ConnectionError("the database connection was lost") from error
 
 
 # session.info key: (the root SessionTransaction, its asyncpg connection).
@@ -203,9 +233,13 @@ async def driver_connection(session: AsyncSession, *, flush: bool = True) -> asy
     adapted: Any = (await connection.get_raw_connection()).dbapi_connection
     # The adapter's own lazy begin (SQLAlchemy 2.x asyncpg dialect): a statement sent
     # before it would run outside the transaction.
-    if adapted._transaction is None and adapted.isolation_level != "autocommit":
-        await adapted._start_transaction()
     driver: asyncpg.Connection = adapted.driver_connection
+    if adapted._transaction is None and adapted.isolation_level != "autocommit":
+        try:
+            await adapted._start_transaction()
+        except Exception as error:
+            await _drop_if_lost(session, driver, error)
+            raise
     # The root transaction holds one connection until it ends; the next one is another
     # object, so a connection returned to the pool is never handed out from here again.
     sync.info[_DRIVER] = (sync.get_transaction(), driver)
