@@ -190,7 +190,7 @@ class DriverStatement:
 
 
 async def _drop_if_lost(
-    session: AsyncSession, driver: asyncpg.Connection, error: BaseException
+    session: AsyncSession, driver: asyncpg.Connection, error: Exception
 ) -> None:
     """After a statement sent straight to asyncpg failed: if the connection is gone
     (PostgreSQL restarted, the backend was terminated), invalidate it, as SQLAlchemy does
@@ -203,7 +203,7 @@ async def _drop_if_lost(
     if not lost:
         return
     connection = await session.connection()
-    await connection.invalidate(error if isinstance(error, Exception) else None)
+    await connection.invalidate(error)
     raise ConnectionError("the database connection was lost") from error
 
 
