@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from agentloom_billing.server import RunningServer, start
 from agentloom_billing.settings import BillingSettings
@@ -18,7 +19,7 @@ from agentloom_executor import repository
 from agentloom_executor.server import Infra, infra, start_runner, start_scheduler
 from agentloom_executor.settings import ExecutorSettings
 from agentloom_executor.status import Status
-from agentloom_executor.tables import SCHEMA, Execution
+from agentloom_executor.tables import SCHEMA, Execution, QueuedEvent
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +98,13 @@ def wait_terminal() -> WaitTerminal:
 
 
 @pytest.fixture
+def wait_numbered() -> Callable[[Infra, str], Awaitable[None]]:
+    """Wait until the event relay has numbered every event the execution recorded (moved
+    from `event_queue` into `execution_events`)."""
+    return _wait_numbered
+
+
+@pytest.fixture
 def stop() -> Callable[[Infra, str], Awaitable[None]]:
     """Stop an execution as the executions API does."""
 
@@ -141,4 +149,21 @@ async def _wait_terminal(shared: Infra, execution_id: str, timeout_s: float = 20
                 return execution
         if loop.time() > deadline:
             raise TimeoutError(f"execution still {execution.status}")
+        await asyncio.sleep(0.05)
+
+
+async def _wait_numbered(shared: Infra, execution_id: str, timeout_s: float = 10) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        async with shared.sessions() as session:
+            queued = await session.scalar(
+                select(QueuedEvent.id)
+                .where(QueuedEvent.execution_id == repository.parse_uuid(execution_id))
+                .limit(1)
+            )
+        if queued is None:
+            return
+        if loop.time() > deadline:
+            raise TimeoutError("events of the execution are still queued")
         await asyncio.sleep(0.05)

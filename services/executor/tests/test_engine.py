@@ -27,6 +27,7 @@ from agentloom_executor.tables import Execution, NodeExecution, OutboxMessage
 
 Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
 WaitTerminal = Callable[[Infra, str], Awaitable[Execution]]
+WaitNumbered = Callable[[Infra, str], Awaitable[None]]
 
 CHAIN = {
     "nodes": [
@@ -81,7 +82,7 @@ async def test_chain_completes_with_graph_outputs(
 
 
 async def test_a_runner_runs_the_node_it_queued_itself_without_a_job(
-    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal, wait_numbered: WaitNumbered
 ) -> None:
     """Eager local chaining: the runner that finishes `in` claims `t` in the same
     transaction and runs it next, and so on; only the first node goes out as a job. Each
@@ -93,6 +94,7 @@ async def test_a_runner_runs_the_node_it_queued_itself_without_a_job(
     execution = await wait_terminal(engine, execution_id)
     assert execution.status == "COMPLETED"
     assert execution.outputs == {"result": ["<eager>"]}
+    await wait_numbered(engine, execution_id)
     jobs, events = await _jobs_and_events(engine, execution_id, copies)
     await channel.close()
     nodes = await _nodes_of(engine, execution_id)
@@ -134,7 +136,7 @@ async def _jobs_and_events(
             await session.execute(
                 text(
                     "SELECT type, data->>'node_id', data->>'status' FROM executor.execution_events"
-                    " WHERE execution_id = :e AND type LIKE 'node.%' ORDER BY id"
+                    " WHERE execution_id = :e AND type LIKE 'node.%' ORDER BY seq"
                 ),
                 {"e": execution_id},
             )
@@ -143,7 +145,7 @@ async def _jobs_and_events(
 
 
 async def test_a_chain_of_inline_blocks_needs_one_job_and_reports_every_event(
-    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal, wait_numbered: WaitNumbered
 ) -> None:
     """Pure, free blocks after the first node run on the runner that queued them (within
     its transaction, each row written once in its final state): one job in all, and each
@@ -156,6 +158,7 @@ async def test_a_chain_of_inline_blocks_needs_one_job_and_reports_every_event(
     assert execution.status == "COMPLETED"
     assert execution.outputs == {"result": [{"a": [1, 2]}]}
     assert execution.node_count == 4
+    await wait_numbered(engine, execution_id)
     jobs, events = await _jobs_and_events(engine, execution_id, copies)
     await channel.close()
     assert len(jobs) == 1
@@ -215,7 +218,11 @@ FAN_OUT = {
 
 
 async def test_a_fan_out_of_inline_blocks_runs_each_branch_exactly_once(
-    engine: Infra, submit: Submit, wait_terminal: WaitTerminal, monkeypatch: pytest.MonkeyPatch
+    engine: Infra,
+    submit: Submit,
+    wait_terminal: WaitTerminal,
+    wait_numbered: WaitNumbered,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A runner runs the branches a result queues itself (here at most 3 kept, so most go
     out as jobs) and claims waiting ones of the same execution in batches; the jobs sent
@@ -231,6 +238,7 @@ async def test_a_fan_out_of_inline_blocks_runs_each_branch_exactly_once(
     assert sorted(execution.outputs["items"]) == list(range(width))
     assert execution.node_count == 1 + 2 * width
     nodes = await _nodes_of(engine, execution_id)
+    await wait_numbered(engine, execution_id)
     async with engine.sessions() as session:
         running = (
             await session.execute(

@@ -4,19 +4,30 @@ commit order by the relay, published on the bus once numbered."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+import pytest
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentloom_common import event_batches
 from agentloom_common.bus import EVENTS_EXCHANGE, Publisher
+from agentloom_executor import events as relay_module
 from agentloom_executor import repository
-from agentloom_executor.events import EventRelay, replay
+from agentloom_executor.events import RELAY_LOCK, EventRelay, replay
 from agentloom_executor.server import Infra
-from agentloom_executor.tables import Execution, ExecutionEvent, NodeExecution
+from agentloom_executor.tables import (
+    EventRelayCursor,
+    Execution,
+    ExecutionEvent,
+    NodeExecution,
+    QueuedEvent,
+)
 
 Submit = Callable[[Infra, dict[str, Any], dict[str, Any], str], Awaitable[str]]
 WaitTerminal = Callable[[Infra, str], Awaitable[Execution]]
@@ -39,15 +50,21 @@ async def _published_events(shared: Infra, execution_id: str) -> list[dict[str, 
     deadline = asyncio.get_running_loop().time() + 10
     while True:
         async with shared.sessions() as session:
-            pending = await session.scalar(
+            queued = await session.scalar(
+                select(QueuedEvent.id)
+                .where(QueuedEvent.execution_id == uuid.UUID(execution_id))
+                .limit(1)
+            )
+            unpublished = await session.scalar(
                 select(ExecutionEvent.id)
                 .where(
                     ExecutionEvent.execution_id == uuid.UUID(execution_id),
-                    ExecutionEvent.published.is_(False),
+                    ExecutionEvent.id
+                    > select(EventRelayCursor.published_through).scalar_subquery(),
                 )
                 .limit(1)
             )
-            if pending is None:
+            if queued is None and unpublished is None:
                 return await replay(session, execution_id=execution_id, after_seq=0, limit=10_000)
         assert asyncio.get_running_loop().time() < deadline, "events were not published"
         await asyncio.sleep(0.05)
@@ -128,7 +145,7 @@ async def test_concurrent_writers_and_relays_number_without_gaps_or_duplicates(
             for part in range(5):
                 await session.execute(
                     text(
-                        "INSERT INTO executor.execution_events (execution_id, type, data,"
+                        "INSERT INTO executor.event_queue (execution_id, type, data,"
                         " created_at) VALUES (:e, 'test.event', CAST(:d AS jsonb), :t)"
                     ),
                     {
@@ -265,12 +282,12 @@ async def test_node_executions_inserted_together_record_each_ones_events_in_orde
         await session.execute(insert(NodeExecution), rows)
         recorded = (
             await session.execute(
-                select(ExecutionEvent.type, ExecutionEvent.data)
+                select(QueuedEvent.type, QueuedEvent.data)
                 .where(
-                    ExecutionEvent.execution_id == execution.id,
-                    ExecutionEvent.type != "execution.status",
+                    QueuedEvent.execution_id == execution.id,
+                    QueuedEvent.type != "execution.status",
                 )
-                .order_by(ExecutionEvent.id)
+                .order_by(QueuedEvent.id)
             )
         ).all()
 
@@ -337,9 +354,9 @@ async def test_an_execution_inserted_started_records_the_statuses_it_went_throug
         await session.flush()
         recorded = (
             await session.execute(
-                select(ExecutionEvent.execution_id, ExecutionEvent.data)
-                .where(ExecutionEvent.execution_id.in_([e.id for e in written]))
-                .order_by(ExecutionEvent.id)
+                select(QueuedEvent.execution_id, QueuedEvent.data)
+                .where(QueuedEvent.execution_id.in_([e.id for e in written]))
+                .order_by(QueuedEvent.id)
             )
         ).all()
         await session.rollback()
@@ -359,29 +376,151 @@ async def test_an_execution_inserted_started_records_the_statuses_it_went_throug
     ]
 
 
-async def test_the_prune_deletes_published_events_older_than_the_retention(engine: Infra) -> None:
-    """Published and recorded before the cutoff: deleted. Unpublished, or recent: kept."""
-    execution_id = uuid.uuid4()  # events have no foreign key (migration 0008)
+@contextlib.asynccontextmanager
+async def _relays_held_off(shared: Infra, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Hold the relay lock, so the scheduler's relay numbers and publishes nothing, and let
+    relays ticked by this task act as its holder."""
+    ours = asyncio.current_task()
+    real = relay_module._relay_lock
+
+    async def lock(session: AsyncSession) -> bool:
+        return True if asyncio.current_task() is ours else await real(session)
+
+    monkeypatch.setattr(relay_module, "_relay_lock", lock)
+    async with shared.sessions.begin() as holder:
+        await holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK})
+        yield
+
+
+class _Publishes:
+    """Records what the relay publishes; fails every publish while `failing`."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.events: list[dict[str, Any]] = []
+
+    async def publish(self, exchange: str, routing_key: str, body: bytes, **_: Any) -> None:
+        if self.failing:
+            raise ConnectionError("broker gone")
+        assert exchange == EVENTS_EXCHANGE
+        self.events.extend(event_batches.decode(body))
+
+
+async def _cursor(shared: Infra) -> int:
+    async with shared.sessions() as session:
+        return int(await session.scalar(select(EventRelayCursor.published_through)) or 0)
+
+
+async def test_a_round_whose_publish_failed_is_published_again_with_the_same_numbers(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Numbers are final once committed; the cursor moves only past what the broker took."""
+    execution_id = await submit(engine, CHAIN, {"w": "x"}, f"user-{uuid.uuid4().hex[:8]}")
+    await wait_terminal(engine, execution_id)
+    before = len(await _published_events(engine, execution_id))
+    publishes = _Publishes()
+    relay = EventRelay(
+        engine.sessions, cast(Publisher, publishes), poll_interval_s=1, retention_s=3600
+    )
+    async with _relays_held_off(engine, monkeypatch):
+        async with engine.sessions.begin() as session:
+            session.add_all(
+                QueuedEvent(
+                    execution_id=uuid.UUID(execution_id),
+                    type="test.event",
+                    data={"part": part},
+                    created_at=datetime.now(UTC),
+                )
+                for part in range(3)
+            )
+        cursor = await _cursor(engine)
+        publishes.failing = True
+        with pytest.raises(ConnectionError):
+            await relay.tick()
+        assert await _cursor(engine) == cursor
+        async with engine.sessions() as session:
+            numbered = (
+                await session.execute(
+                    select(ExecutionEvent.seq, ExecutionEvent.data)
+                    .where(
+                        ExecutionEvent.execution_id == uuid.UUID(execution_id),
+                        ExecutionEvent.id > cursor,
+                    )
+                    .order_by(ExecutionEvent.id)
+                )
+            ).all()
+            queued = await session.scalar(
+                select(QueuedEvent.id).where(QueuedEvent.execution_id == uuid.UUID(execution_id))
+            )
+        assert queued is None
+        assert [(seq, data["part"]) for seq, data in numbered] == [
+            (before + 1, 0),
+            (before + 2, 1),
+            (before + 3, 2),
+        ]
+
+        publishes.failing = False
+        await relay.tick()
+        mine = [e for e in publishes.events if e["graph_exec_id"] == execution_id]
+        assert [(e["seq"], e["data"]["part"]) for e in mine] == [
+            (seq, d["part"]) for seq, d in numbered
+        ]
+        assert [e["event_id"] for e in mine] == [f"{execution_id}:{seq}" for seq, _ in numbered]
+        assert await _cursor(engine) > cursor
+
+
+async def test_events_of_an_execution_that_does_not_exist_leave_the_queue(engine: Infra) -> None:
+    """No owner to tell: the relay drops them instead of probing them every round."""
+    orphan = uuid.uuid4()  # events have no foreign key (migration 0008)
+    async with engine.sessions.begin() as session:
+        session.add(
+            QueuedEvent(
+                execution_id=orphan, type="test.orphan", data={}, created_at=datetime.now(UTC)
+            )
+        )
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        async with engine.sessions() as session:
+            queued = await session.scalar(
+                select(QueuedEvent.id).where(QueuedEvent.execution_id == orphan)
+            )
+            logged = await session.scalar(
+                select(ExecutionEvent.id).where(ExecutionEvent.execution_id == orphan)
+            )
+        assert logged is None
+        if queued is None:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the orphan event stayed queued"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_prune_deletes_published_events_older_than_the_retention(
+    engine: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published and recorded before the cutoff: deleted. Not published yet, or recent: kept."""
+    execution_id = uuid.uuid4()
     now = datetime.now(UTC)
     old = now - timedelta(hours=2)
-    async with engine.sessions.begin() as session:
-        for seq, (created_at, published) in enumerate(
-            [(old, True), (old, False), (now, True), (old, True)], start=1
-        ):
-            session.add(
+    async with _relays_held_off(engine, monkeypatch):
+        async with engine.sessions.begin() as session:
+            logged = [
                 ExecutionEvent(
                     execution_id=execution_id,
                     seq=seq,
                     type="test.prune",
                     data={},
-                    published=published,
                     created_at=created_at,
                 )
-            )
-    relay = EventRelay(
-        engine.sessions, Publisher(engine.connection), poll_interval_s=1, retention_s=3600
-    )
-    await relay._prune()
+                for seq, created_at in enumerate([old, old, now, old], start=1)
+            ]
+            session.add_all(logged)
+            await session.flush()
+            # The first three published, the last not yet.
+            await session.execute(update(EventRelayCursor).values(published_through=logged[2].id))
+        relay = EventRelay(
+            engine.sessions, Publisher(engine.connection), poll_interval_s=1, retention_s=3600
+        )
+        await relay._prune()
     async with engine.sessions() as session:
         kept = (
             await session.scalars(
@@ -390,4 +529,4 @@ async def test_the_prune_deletes_published_events_older_than_the_retention(engin
                 .order_by(ExecutionEvent.seq)
             )
         ).all()
-    assert kept == [2, 3]
+    assert kept == [3, 4]

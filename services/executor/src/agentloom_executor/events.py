@@ -1,19 +1,25 @@
 """The event relay: numbers recorded events per execution and publishes them on the bus.
 
-Triggers (migration 0005) record an `execution_events` row with every status change and
+Triggers (migrations 0005, 0015) record an `event_queue` row with every status change and
 output, in the changing transaction. Sequence numbers are not given there: concurrent
 transactions of one execution (two runners finishing nodes) would commit in another order
 than they drew numbers, and a client resuming "after seq 41" would miss a 40 committed
 later. The relay gives them instead, to committed rows only, in id order: one relay at a
-time (a transaction-level advisory lock), so every execution's events are numbered 1, 2,
-3... with no gap, and an event never gets a number below one already handed out.
+time (a transaction-level advisory lock) moves a batch of queued events into
+`execution_events`, numbered, in one statement, so every execution's events are numbered
+1, 2, 3... with no gap, and an event never gets a number below one already handed out.
+Each event is written once into the log, which only grows until the prune (issue 8: it
+used to be updated twice, numbered then published, and needed a vacuum every few seconds).
 
 Events go out in batches, one message per user per round (`agentloom_common.event_batches`):
 a node's life is four or five events, and a message each was most of the bus's work.
 
-Numbering and publishing are separate transactions: numbers are final once committed, and a
-publish that fails (or a relay that dies after publishing) is retried with the same numbers,
-so consumers deduplicate by `event_id` = "<execution id>:<seq>".
+Numbering and publishing are separate transactions: numbers are final once committed. The
+relay inserts a round's events under its lock, with ids above every earlier round's, so
+what has been published is one cursor (`event_relay.published_through`), advanced after
+the broker confirmed. A publish that fails (or a relay that dies after publishing) is
+retried with the same numbers, so consumers deduplicate by `event_id` =
+"<execution id>:<seq>".
 """
 
 from __future__ import annotations
@@ -37,26 +43,30 @@ log = logging.getLogger(__name__)
 # Any constant: only relays take this lock.
 RELAY_LOCK = 0x6167_6C6F_6F6D_6576
 
-SEQUENCE = DriverStatement.of(
+# Events of executions that do not exist (no foreign key, migration 0008) leave the queue
+# unnumbered: nobody could be told about them.
+NUMBER = DriverStatement.of(
     text(
         """
-    WITH pending AS (
-        SELECT id, execution_id FROM executor.execution_events
-        WHERE NOT published AND seq IS NULL ORDER BY id LIMIT :batch
+    WITH taken AS (
+        DELETE FROM executor.event_queue WHERE id IN (
+            SELECT id FROM executor.event_queue ORDER BY id LIMIT :batch
+        )
+        RETURNING id, execution_id, type, data, created_at
     ), numbered AS (
-        SELECT id, execution_id,
-               row_number() OVER (PARTITION BY execution_id ORDER BY id) AS rn
-        FROM pending
+        SELECT taken.*, row_number() OVER (PARTITION BY execution_id ORDER BY id) AS rn
+        FROM taken
     ), counts AS (
-        SELECT execution_id, count(*) AS n FROM pending GROUP BY execution_id
+        SELECT execution_id, count(*) AS n FROM taken GROUP BY execution_id
     ), bumped AS (
         UPDATE executor.executions AS x SET event_seq = x.event_seq + c.n
         FROM counts AS c WHERE x.id = c.execution_id
         RETURNING x.id, x.event_seq - c.n AS base
     )
-    UPDATE executor.execution_events AS e SET seq = b.base + n.rn
+    INSERT INTO executor.execution_events (execution_id, seq, type, data, created_at)
+    SELECT n.execution_id, b.base + n.rn, n.type, n.data, n.created_at
     FROM numbered AS n JOIN bumped AS b ON b.id = n.execution_id
-    WHERE e.id = n.id
+    ORDER BY n.id
     """
     )
 )
@@ -77,24 +87,35 @@ DOCUMENT = """
     )::text AS document
 """
 
+PUBLISHED_THROUGH = "(SELECT published_through FROM executor.event_relay)"
+
+# Left join: an execution deleted since its events were numbered is skipped, not waited for.
 UNPUBLISHED = DriverStatement.of(
     text(
         f"""
         SELECT e.id, e.execution_id, e.seq, e.type, x.user_id, {DOCUMENT}
         FROM executor.execution_events AS e
-        JOIN executor.executions AS x ON x.id = e.execution_id
-        WHERE NOT e.published AND e.seq IS NOT NULL
+        LEFT JOIN executor.executions AS x ON x.id = e.execution_id
+        WHERE e.id > {PUBLISHED_THROUGH}
         ORDER BY e.id LIMIT :batch
         """
     )
 )
 
-PENDING = DriverStatement.of(
-    text("SELECT id FROM executor.execution_events WHERE NOT published LIMIT 1")
+WAITING = DriverStatement.of(
+    text(
+        f"""
+        SELECT EXISTS (SELECT FROM executor.event_queue)
+            OR EXISTS (SELECT FROM executor.execution_events WHERE id > {PUBLISHED_THROUGH})
+        """
+    )
 )
 
-MARK_PUBLISHED = DriverStatement.of(
-    text("UPDATE executor.execution_events SET published = true WHERE id = ANY(:ids)")
+ADVANCE = DriverStatement.of(
+    text(
+        "UPDATE executor.event_relay SET published_through = :through "
+        "WHERE published_through < :through"
+    )
 )
 
 RELAY_TRY_LOCK = DriverStatement.of(text("SELECT pg_try_advisory_xact_lock(:key)"))
@@ -102,10 +123,11 @@ RELAY_TRY_LOCK = DriverStatement.of(text("SELECT pg_try_advisory_xact_lock(:key)
 # The oldest published rows by id (ids grow with time), of which those recorded before the
 # cutoff: no index on created_at to maintain for every event (migration 0014).
 PRUNE = text(
-    """
+    f"""
     DELETE FROM executor.execution_events
     WHERE id IN (
-        SELECT id FROM executor.execution_events WHERE published ORDER BY id LIMIT 5000
+        SELECT id FROM executor.execution_events WHERE id <= {PUBLISHED_THROUGH}
+        ORDER BY id LIMIT 5000
     ) AND created_at < :before
     """
 )
@@ -134,7 +156,7 @@ async def first_seq(session: AsyncSession, execution_id: str) -> int:
     result = await session.execute(
         text(
             "SELECT coalesce(min(seq), 0) FROM executor.execution_events "
-            "WHERE execution_id = :execution_id AND seq IS NOT NULL"
+            "WHERE execution_id = :execution_id"
         ),
         {"execution_id": execution_id},
     )
@@ -183,24 +205,24 @@ class EventRelay:
 
     async def tick(self) -> bool:
         """One round; True when a full batch was handled (more may be waiting)."""
-        # The relay polls often: while nothing waits, one index probe is all a round costs.
+        # The relay polls often: while nothing waits, two index probes are all a round costs.
         async with self._probes() as session:
-            waiting = await PENDING.fetchrow(session, {})
-        self._last_round_had_events = waiting is not None
-        if waiting is None:
+            waiting = await WAITING.fetchrow(session, {})
+        self._last_round_had_events = bool(waiting[0])
+        if not waiting[0]:
             await self._prune()
             return False
         async with self._sessions.begin() as session:
             if not await _relay_lock(session):
                 return False
-            numbered = await SEQUENCE.execute(session, {"batch": self._batch})
+            numbered = await NUMBER.execute(session, {"batch": self._batch})
         async with self._sessions.begin() as session:
             if not await _relay_lock(session):
                 return False
             rows = await UNPUBLISHED.fetch(session, {"batch": self._batch})
             if rows:
-                await self._publish(rows)
-                await MARK_PUBLISHED.execute(session, {"ids": [row["id"] for row in rows]})
+                await self._publish([row for row in rows if row["user_id"] is not None])
+                await ADVANCE.execute(session, {"through": rows[-1]["id"]})
         await self._prune()
         return max(numbered, len(rows)) >= self._batch
 

@@ -1,12 +1,12 @@
 """The executor vacuums its own busy tables when their dead rows pile up.
 
-Every event is written three times (recorded, numbered, published), every node execution
-and execution several times, and outbox rows are deleted once sent: these tables turn over
-like queues. Left to themselves (autovacuum off, as on the CI machines, or behind), the
-relay's probes and the running-executions count walk every dead version since the last
-vacuum: after bench W1-W3 they were 3,200 buffers per numbering round and 1,400 per group
-start, half a core of PostgreSQL under W4. Fresh tables also have no statistics until an
-ANALYZE, and their plans are guesses.
+Every event is queued then moved into the log, every node execution and execution is
+written several times, and outbox rows are deleted once sent: these tables turn over like
+queues (the event log itself only when the relay prunes it). Left to themselves (autovacuum
+off, as on the CI machines, or behind), the relay's probes and the running-executions count
+walk every dead version since the last vacuum: after bench W1-W3 they were 3,200 buffers
+per numbering round and 1,400 per group start, half a core of PostgreSQL under W4. Fresh
+tables also have no statistics until an ANALYZE, and their plans are guesses.
 
 So each scheduler looks every `interval_s` at the tables' dead rows (the statistics views:
 one read) and runs `VACUUM (ANALYZE, SKIP_LOCKED)` on a table whose dead rows exceed
@@ -28,7 +28,13 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "executor"
 # The tables that turn over: rewritten or deleted soon after they are written.
-BUSY_TABLES = ("execution_events", "node_executions", "executions", "outbox")
+BUSY_TABLES = (
+    "event_queue",
+    "execution_events",
+    "node_executions",
+    "executions",
+    "outbox",
+)
 
 # vacuum_cost_delay for these vacuums: autovacuum's default (with vacuum_cost_limit's 200).
 COST_DELAY_MS = 2

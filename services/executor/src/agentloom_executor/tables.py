@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -123,20 +124,42 @@ class UserValue(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class QueuedEvent(Base):
+    """A status change or output, recorded by triggers (migrations 0005, 0015) with the
+    change, until the event relay numbers it into `execution_events`. No foreign key to
+    its execution (migration 0008): its check locked the execution row from every status
+    change."""
+
+    __tablename__ = "event_queue"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    execution_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    type: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ExecutionEvent(Base):
-    """A status change or output, recorded by triggers (migration 0005) with the change.
-    No foreign key to its execution (migration 0008): its check locked the execution row
-    from every status change."""
+    """A numbered event, written once by the event relay: published when its id is at most
+    `EventRelayCursor.published_through`, kept for replay until the prune."""
 
     __tablename__ = "execution_events"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     execution_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    seq: Mapped[int | None] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    published: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventRelayCursor(Base):
+    """One row: every event with an id up to `published_through` has been published."""
+
+    __tablename__ = "event_relay"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    published_through: Mapped[int] = mapped_column(BigInteger)
 
 
 class OutboxMessage(Base):
