@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--w4-seconds 30] ...`: the Celery baseline, then the platform
+"""`python -m bench [--quick] [--w4-seconds 10] ...`: the Celery baseline, then the platform
 (W1-W5), then one table on stdout and the same as JSON (bench/results/latest.json).
 
 Exit status 1 when any execution or task did not complete with the right outputs; timings

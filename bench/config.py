@@ -27,9 +27,9 @@ class BenchConfig:
     w3_items: int = 100
     w3_alone_runs: int = 3
     w3_concurrent: int = 20
-    # W4: executions created per second, and for how long (the figure is 30 s).
+    # W4: executions created per second, and for how long (the figures).
     w4_rate: float = 100.0
-    w4_seconds: float = 10.0
+    w4_seconds: float = 30.0
     # W5: items of the long iteration, and how long to wait for it before stopping it.
     w5_items: int = 10_000
     w5_timeout_s: float = 120.0

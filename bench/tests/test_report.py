@@ -77,8 +77,8 @@ def test_table_and_json_carry_the_same_rows(tmp_path: Path) -> None:
 
 
 def test_command_line_overrides_defaults() -> None:
-    config = parse_args(["--w4-seconds", "30", "--w1-runs", "7", "--skip-celery"])
-    assert config.w4_seconds == 30.0 and config.w1_runs == 7 and config.skip_celery
+    config = parse_args(["--w4-seconds", "12", "--w1-runs", "7", "--skip-celery"])
+    assert config.w4_seconds == 12.0 and config.w1_runs == 7 and config.skip_celery
     quick = parse_args(["--quick", "--w2-executions", "5"])
     assert quick.w2_executions == 5 and quick.w1_runs < BenchConfig().w1_runs
     with pytest.raises(ValueError):
