@@ -99,6 +99,9 @@ class Batch:
             assert await ledger_problems(self.stack) == []
             # C5: outbox drained.
             await _wait_outbox_empty(connection)
+            # G9: every execution's events numbered 1..n, published, ending in its status.
+            events = await _event_problems(connection, statuses)
+            assert events == [], events[:5]
         finally:
             await connection.close()
         # C6: dead-lettered messages are exactly the poison injected.
@@ -221,6 +224,53 @@ async def _wait_outbox_empty(connection: asyncpg.Connection, timeout_s: float = 
             return
         assert time.monotonic() < deadline, f"{left} outbox rows never published"
         await asyncio.sleep(0.5)
+
+
+async def _event_problems(
+    connection: asyncpg.Connection, statuses: dict[str, str], timeout_s: float = 30
+) -> list[str]:
+    """Once the relay has numbered and published them (`event_queue` empty of the
+    executions' events, its cursor past the last): each execution's events are numbered
+    1..n without gap or duplicate, and the last status event is the execution's status."""
+    ids = list(statuses)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waiting = await connection.fetchval(
+            """
+            SELECT (SELECT count(*) FROM executor.event_queue WHERE execution_id = ANY($1::uuid[]))
+                 + (SELECT count(*) FROM executor.execution_events
+                    WHERE execution_id = ANY($1::uuid[])
+                      AND id > (SELECT published_through FROM executor.event_relay))
+            """,
+            ids,
+        )
+        if waiting == 0:
+            break
+        if time.monotonic() > deadline:
+            return [f"{waiting} events never numbered or published"]
+        await asyncio.sleep(0.5)
+    rows = await connection.fetch(
+        """
+        SELECT execution_id::text AS id, array_agg(seq ORDER BY seq) AS seqs,
+               (array_agg(data->>'status' ORDER BY seq)
+                   FILTER (WHERE type = 'execution.status'))[count(*) FILTER
+                   (WHERE type = 'execution.status')] AS last_status
+        FROM executor.execution_events WHERE execution_id = ANY($1::uuid[])
+        GROUP BY execution_id
+        """,
+        ids,
+    )
+    found = {row["id"]: row for row in rows}
+    problems = []
+    for execution_id, status in statuses.items():
+        row = found.get(execution_id)
+        if row is None:
+            problems.append(f"{execution_id}: no events")
+        elif list(row["seqs"]) != list(range(1, len(row["seqs"]) + 1)):
+            problems.append(f"{execution_id}: seqs {list(row['seqs'])}")
+        elif row["last_status"] != status:
+            problems.append(f"{execution_id}: last status event {row['last_status']} != {status}")
+    return problems
 
 
 async def dead_letter_count(stack: Stack) -> int:

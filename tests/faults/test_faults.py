@@ -1,4 +1,5 @@
-"""Faults injected into a running platform; every test ends with the checks C1-C7.
+"""Faults injected into a running platform; every test ends with the checks C1-C7 and an
+events check (G9: numbered 1..n without gap, published, ending in the final status).
 
 Order matters only for C6: the dead-letter count is the poison injected so far, and only
 the last test injects any.
