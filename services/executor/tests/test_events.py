@@ -22,6 +22,7 @@ from agentloom_executor import repository
 from agentloom_executor.events import RELAY_LOCK, EventRelay, replay
 from agentloom_executor.server import Infra
 from agentloom_executor.tables import (
+    EventCounter,
     EventRelayCursor,
     Execution,
     ExecutionEvent,
@@ -183,9 +184,47 @@ async def test_concurrent_writers_and_relays_number_without_gaps_or_duplicates(
         assert parts == sorted(parts)
     async with engine.sessions() as session:
         last = await session.scalar(
-            select(Execution.event_seq).where(Execution.id == uuid.UUID(execution_id))
+            select(EventCounter.last_seq).where(
+                EventCounter.execution_id == uuid.UUID(execution_id)
+            )
         )
     assert last == len(events)
+
+
+async def test_an_execution_locked_by_a_long_transaction_holds_up_no_other_events(
+    engine: Infra, submit: Submit, wait_terminal: WaitTerminal
+) -> None:
+    """A runner's long transaction (a node queuing 10,000 iterations) holds its execution's
+    row; the events of every other execution are numbered and published meanwhile, and the
+    held one's once the row is free."""
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    held, other = [await submit(engine, CHAIN, {"w": w}, user) for w in ("a", "b")]
+    for execution_id in (held, other):
+        await wait_terminal(engine, execution_id)
+        await _published_events(engine, execution_id)
+
+    async def record(execution_id: str) -> None:
+        async with engine.sessions.begin() as session:
+            session.add(
+                QueuedEvent(
+                    execution_id=uuid.UUID(execution_id),
+                    type="test.event",
+                    data={},
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+    await record(held)
+    async with engine.sessions.begin() as holder:
+        await holder.execute(
+            select(Execution.id).where(Execution.id == uuid.UUID(held)).with_for_update()
+        )
+        await record(other)
+        events = await _published_events(engine, other)
+        assert events[-1]["type"] == "test.event"
+    events = await _published_events(engine, held)
+    assert events[-1]["type"] == "test.event"
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
 
 
 async def test_events_are_kept_by_execution_and_not_visible_to_another_user(

@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 RELAY_LOCK = 0x6167_6C6F_6F6D_6576
 
 # Events of executions that do not exist (no foreign key, migration 0008) leave the queue
-# unnumbered: nobody could be told about them.
+# unnumbered: nobody could be told about them. Executions are read, not locked: the
+# counters are the relay's own (migration 0016), so a runner holding an execution's row
+# holds up no event.
 NUMBER = DriverStatement.of(
     text(
         """
@@ -57,15 +59,20 @@ NUMBER = DriverStatement.of(
         SELECT taken.*, row_number() OVER (PARTITION BY execution_id ORDER BY id) AS rn
         FROM taken
     ), counts AS (
-        SELECT execution_id, count(*) AS n FROM taken GROUP BY execution_id
+        SELECT t.execution_id, count(*) AS n FROM taken AS t
+        WHERE EXISTS (SELECT FROM executor.executions AS x WHERE x.id = t.execution_id)
+        GROUP BY t.execution_id
     ), bumped AS (
-        UPDATE executor.executions AS x SET event_seq = x.event_seq + c.n
-        FROM counts AS c WHERE x.id = c.execution_id
-        RETURNING x.id, x.event_seq - c.n AS base
+        INSERT INTO executor.event_counters AS c (execution_id, last_seq)
+        SELECT execution_id, n FROM counts
+        ON CONFLICT (execution_id) DO UPDATE SET last_seq = c.last_seq + excluded.last_seq
+        RETURNING c.execution_id, c.last_seq
     )
     INSERT INTO executor.execution_events (execution_id, seq, type, data, created_at)
-    SELECT n.execution_id, b.base + n.rn, n.type, n.data, n.created_at
-    FROM numbered AS n JOIN bumped AS b ON b.id = n.execution_id
+    SELECT n.execution_id, b.last_seq - k.n + n.rn, n.type, n.data, n.created_at
+    FROM numbered AS n
+    JOIN counts AS k ON k.execution_id = n.execution_id
+    JOIN bumped AS b ON b.execution_id = n.execution_id
     ORDER BY n.id
     """
     )

@@ -110,7 +110,6 @@ def new_execution(
         depth=parent[2] if parent else 0,
         max_credits=max_credits,
         idempotency_key=idempotency_key,
-        event_seq=0,
         node_count=0,
         cost=0,
         created_at=created_at,

@@ -66,8 +66,6 @@ class Execution(Base):
     max_credits: Mapped[int | None] = mapped_column(BigInteger)
     # Unique per user when set: creating again with the same key returns this execution.
     idempotency_key: Mapped[str | None] = mapped_column(Text)
-    # The last sequence number the event relay gave one of this execution's events.
-    event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     node_count: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -151,6 +149,16 @@ class ExecutionEvent(Base):
     type: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventCounter(Base):
+    """The last sequence number the event relay gave one of an execution's events (migration
+    0016): written by the relay only, under its lock."""
+
+    __tablename__ = "event_counters"
+
+    execution_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
 class EventRelayCursor(Base):
